@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from annotation.errors import ValidationFailed
+from annotation.models import Project
+from annotation.services.prompts import prompts_import
+
+
+class Command(BaseCommand):
+    help = "Import prompts from a JSONL or CSV file into a project; a file with any bad line imports nothing."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("project", help="Project name or id")
+        parser.add_argument("path", type=Path)
+        parser.add_argument(
+            "--source", default="", help="Source recorded on each prompt (default: file name)"
+        )
+        parser.add_argument("--dry-run", action="store_true", help="Check the file and count, store nothing")
+
+    def handle(self, *args, project: str, path: Path, source: str, dry_run: bool, **options) -> None:
+        found = Project.objects.filter(pk=int(project)).first() if project.isdigit() else None
+        found = found or Project.objects.filter(name=project).first()
+        if found is None:
+            raise CommandError(f"no project named or numbered {project!r}")
+        if not path.is_file():
+            raise CommandError(f"{path} is not a file")
+        try:
+            report = prompts_import(
+                project=found, content=path.read_bytes(), filename=path.name, source=source, dry_run=dry_run
+            )
+        except ValidationFailed as error:
+            raise CommandError(error.message) from None
+        if not report.ok:
+            for error in report.errors:
+                self.stderr.write(f"line {error['line']}: {error['reason']}")
+            raise CommandError(f"{len(report.errors)} bad line(s); nothing was imported")
+        verb = "would import" if dry_run else "imported"
+        self.stdout.write(f"{verb} {report.imported}, skipped {report.duplicates} duplicate(s)")

@@ -1,0 +1,18 @@
+from annotation.models.assignments import Assignment
+from annotation.models.exports import ExportJob
+from annotation.models.projects import Membership, Project
+from annotation.models.prompts import Candidate, Demonstration, Prompt
+from annotation.models.rankings import Comparison, Ranking, RankingItem
+
+__all__ = [
+    "Assignment",
+    "Candidate",
+    "Comparison",
+    "Demonstration",
+    "ExportJob",
+    "Membership",
+    "Project",
+    "Prompt",
+    "Ranking",
+    "RankingItem",
+]

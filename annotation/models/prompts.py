@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from annotation.models.projects import Project
+
+
+class Prompt(models.Model):
+    """The conversation so far: a list of {role, content} turns, the last one from the user."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompts")
+    turns = models.JSONField()
+    content_hash = models.CharField(max_length=64, help_text="SHA-256 of the normalised turns.")
+    source = models.CharField(max_length=200, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    priority = models.IntegerField(default=0, help_text="Higher is served first.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # Generation bookkeeping: the workers write these, the admin reads them.
+    generation_queued_at = models.DateTimeField(null=True, blank=True)
+    generation_error = models.TextField(blank=True)
+    generation_error_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-priority", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "content_hash"], name="prompt_unique_content_per_project"
+            )
+        ]
+        indexes = [models.Index(fields=["project", "-priority", "id"], name="prompt_queue_order")]
+
+    def __str__(self) -> str:
+        return f"Prompt {self.pk}: {self.title}"
+
+    @property
+    def title(self) -> str:
+        last_user = next((t["content"] for t in reversed(self.turns) if t.get("role") == "user"), "")
+        return (last_user[:80] + "...") if len(last_user) > 80 else last_user
+
+
+class Demonstration(models.Model):
+    """A labeler's own answer to a prompt: supervised fine-tuning data."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="demonstrations")
+    labeler = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="demonstrations"
+    )
+    assignment = models.OneToOneField(
+        "annotation.Assignment",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="demonstration",
+    )
+    text = models.TextField()
+    seconds_spent = models.FloatField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["prompt", "labeler"], name="demonstration_one_per_labeler"),
+            models.CheckConstraint(
+                condition=models.Q(seconds_spent__gte=0), name="demonstration_time_nonnegative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Demonstration {self.pk} on prompt {self.prompt_id}"
+
+
+class CandidateSource(models.TextChoices):
+    MODEL = "model", "Model sample"
+    DEMONSTRATION = "demonstration", "Labeler demonstration"
+    IMPORT = "import", "Imported"
+
+
+class Candidate(models.Model):
+    """One answer to a prompt that labelers rank, with where it came from."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="candidates")
+    text = models.TextField()
+    content_hash = models.CharField(max_length=64)
+    source = models.CharField(max_length=20, choices=CandidateSource.choices, default=CandidateSource.MODEL)
+    # Provenance of a model sample.
+    backend = models.CharField(max_length=50, blank=True)
+    model_name = models.CharField(max_length=500, blank=True)
+    sampling_params = models.JSONField(default=dict, blank=True)
+    seed = models.BigIntegerField(null=True, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    generation_seconds = models.FloatField(null=True, blank=True)
+    demonstration = models.OneToOneField(
+        Demonstration, null=True, blank=True, on_delete=models.SET_NULL, related_name="candidate"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["prompt_id", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["prompt", "content_hash"], name="candidate_unique_content_per_prompt"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Candidate {self.pk} on prompt {self.prompt_id}"

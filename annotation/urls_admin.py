@@ -1,0 +1,3 @@
+"""Admin and reviewer pages and API: exports, quality, dashboards."""
+
+urlpatterns: list = []

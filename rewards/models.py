@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from annotation.models import Candidate, Project
+
+
+class RewardModelStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class RewardModelTrigger(models.TextChoices):
+    SCHEDULE = "schedule", "Schedule"
+    ADMIN = "admin", "Admin"
+    API = "api", "API"
+
+
+class RewardModel(models.Model):
+    """A training run and, once it succeeds, a numbered version that can score candidates."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="reward_models")
+    version = models.PositiveIntegerField(null=True, blank=True, help_text="Set when the run succeeds.")
+    status = models.CharField(
+        max_length=20, choices=RewardModelStatus.choices, default=RewardModelStatus.QUEUED
+    )
+    trigger = models.CharField(max_length=20, choices=RewardModelTrigger.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    config = models.JSONField(default=dict, blank=True)
+    # What it trained on: counts of rankings and comparisons and the cut-off time.
+    data_summary = models.JSONField(default=dict, blank=True)
+    data_cutoff = models.DateTimeField(null=True, blank=True)
+    comparisons_seen = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(
+        default=dict, blank=True, help_text="Per-epoch losses and validation accuracy."
+    )
+    validation_accuracy = models.FloatField(null=True, blank=True)
+    progress = models.FloatField(default=0.0, help_text="0 to 1.")
+    progress_message = models.CharField(max_length=300, blank=True)
+    artifact_path = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    is_active = models.BooleanField(default=False)
+    celery_task_id = models.CharField(max_length=100, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life from the worker.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="reward_model_one_run_at_a_time",
+            ),
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=models.Q(is_active=True),
+                name="reward_model_one_active_per_project",
+            ),
+            models.UniqueConstraint(
+                fields=["project", "version"],
+                condition=models.Q(version__isnull=False),
+                name="reward_model_unique_version",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(progress__gte=0, progress__lte=1), name="reward_model_progress"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        label = f"v{self.version}" if self.version else f"run {self.pk}"
+        return f"{self.project} reward model {label} ({self.status})"
+
+
+class CandidateScore(models.Model):
+    """The score a reward-model version gives one candidate."""
+
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="scores")
+    reward_model = models.ForeignKey(RewardModel, on_delete=models.CASCADE, related_name="scores")
+    score = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["candidate", "reward_model"], name="candidate_score_unique"),
+        ]

@@ -1,0 +1,3 @@
+"""Reward-model API: runs, retraining, versions."""
+
+urlpatterns: list = []
