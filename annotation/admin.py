@@ -1,0 +1,375 @@
+"""Django admin for the annotation models: what an admin looks at to run a project."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from annotation.errors import ValidationFailed
+from annotation.models import (
+    Assignment,
+    Candidate,
+    Comparison,
+    Demonstration,
+    ExportJob,
+    Membership,
+    Project,
+    Prompt,
+    Ranking,
+    RankingItem,
+)
+from annotation.services.prompts import prompts_import
+
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+
+
+class ProjectAdminForm(forms.ModelForm):
+    # The key is write-only: the form never renders the stored value back into the page.
+    generation_api_key = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Leave empty to keep the stored key. Tick 'clear API key' to remove it.",
+    )
+    clear_generation_api_key = forms.BooleanField(required=False, label="Clear API key")
+
+    class Meta:
+        model = Project
+        fields = "__all__"  # noqa: DJ007 - the admin fieldsets choose what shows
+
+    def clean_stop_sequences(self):
+        value = self.cleaned_data.get("stop_sequences") or []
+        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+            raise forms.ValidationError('Give a JSON list of non-empty strings, e.g. ["\\nQuestion:"].')
+        return value
+
+    def save(self, commit: bool = True):
+        project = super().save(commit=False)
+        new_key = self.cleaned_data.get("generation_api_key")
+        if self.cleaned_data.get("clear_generation_api_key"):
+            project.generation_api_key = ""
+        elif not new_key and self.instance.pk:
+            project.generation_api_key = Project.objects.get(pk=self.instance.pk).generation_api_key
+        if commit:
+            project.save()
+            self.save_m2m()
+        return project
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 1
+    autocomplete_fields = ["user"]
+
+
+class PromptImportForm(forms.Form):
+    file = forms.FileField(
+        help_text="JSONL or CSV: a 'prompt' text or a 'messages' list; optional tags, priority, source."
+    )
+    source = forms.CharField(required=False, help_text="Recorded on each prompt (default: the file name).")
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    form = ProjectAdminForm
+    inlines = [MembershipInline]
+    list_display = [
+        "name",
+        "is_active",
+        "k",
+        "rankings_per_prompt",
+        "demonstrations_per_prompt",
+        "prompt_count",
+        "generation_backend",
+        "import_link",
+    ]
+    list_filter = ["is_active", "generation_backend"]
+    search_fields = ["name", "description"]
+    actions: list = []
+    fieldsets = [
+        (None, {"fields": ["name", "description", "guidelines", "is_active"]}),
+        (
+            "Work per prompt",
+            {
+                "fields": [
+                    "k",
+                    "rankings_per_prompt",
+                    "demonstrations_per_prompt",
+                    "min_demonstration_chars",
+                    "lease_seconds",
+                ]
+            },
+        ),
+        (
+            "Generation",
+            {
+                "fields": [
+                    "generation_backend",
+                    "generation_model",
+                    "generation_base_url",
+                    "generation_api_key",
+                    "clear_generation_api_key",
+                    "temperature",
+                    "top_p",
+                    "max_tokens",
+                    "stop_sequences",
+                    "demonstrations_as_candidates",
+                    "low_water_mark",
+                ]
+            },
+        ),
+        (
+            "Reward model",
+            {"fields": ["retrain_enabled", "retrain_min_new_comparisons", "reward_model_config"]},
+        ),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Project]:
+        return super().get_queryset(request).annotate(prompt_total=Count("prompts", distinct=True))
+
+    @admin.display(description="Prompts", ordering="prompt_total")
+    def prompt_count(self, project: Project) -> int:
+        return project.prompt_total  # type: ignore[attr-defined]
+
+    @admin.display(description="Import")
+    def import_link(self, project: Project) -> str:
+        return format_html(
+            '<a href="{}">Import prompts</a>', reverse("admin:annotation_project_import", args=[project.pk])
+        )
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:project_id>/import/",
+                self.admin_site.admin_view(self.import_prompts_view),
+                name="annotation_project_import",
+            ),
+            *super().get_urls(),
+        ]
+
+    def import_prompts_view(self, request: HttpRequest, project_id: int) -> HttpResponse:
+        project = get_object_or_404(Project, pk=project_id)
+        if not self.has_change_permission(request, project):
+            return HttpResponse(status=403)
+        report = None
+        form = PromptImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            if upload.size > MAX_UPLOAD_BYTES:
+                form.add_error("file", f"The file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.")
+            else:
+                try:
+                    report = prompts_import(
+                        project=project,
+                        content=upload.read(),
+                        filename=upload.name,
+                        source=form.cleaned_data["source"],
+                    )
+                except ValidationFailed as error:
+                    form.add_error("file", error.message)
+                else:
+                    if report.ok:
+                        self.message_user(
+                            request,
+                            f"Imported {report.imported} prompt(s); skipped {report.duplicates} duplicate(s).",
+                            messages.SUCCESS,
+                        )
+                        return HttpResponseRedirect(
+                            reverse("admin:annotation_prompt_changelist")
+                            + f"?project__id__exact={project.pk}"
+                        )
+                    self.message_user(
+                        request, f"{len(report.errors)} bad line(s): nothing was imported.", messages.ERROR
+                    )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Import prompts into {project.name}",
+            "project": project,
+            "form": form,
+            "report": report,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/annotation/project/import_prompts.html", context)
+
+
+@admin.register(Prompt)
+class PromptAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "title_display",
+        "project",
+        "priority",
+        "demonstration_count",
+        "candidate_count",
+        "ranking_count",
+        "generation_state",
+        "created_at",
+    ]
+    list_filter = ["project", "source"]
+    search_fields = ["turns", "source", "content_hash"]
+    readonly_fields = [
+        "content_hash",
+        "created_at",
+        "generation_queued_at",
+        "generation_error",
+        "generation_error_at",
+    ]
+    list_select_related = ["project"]
+    actions: list = []
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Prompt]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                demonstration_total=Count("demonstrations", distinct=True),
+                candidate_total=Count("candidates", distinct=True),
+                ranking_total=Count("rankings", distinct=True),
+            )
+        )
+
+    @admin.display(description="Prompt")
+    def title_display(self, prompt: Prompt) -> str:
+        return prompt.title
+
+    @admin.display(description="Demos", ordering="demonstration_total")
+    def demonstration_count(self, prompt: Prompt) -> int:
+        return prompt.demonstration_total  # type: ignore[attr-defined]
+
+    @admin.display(description="Candidates", ordering="candidate_total")
+    def candidate_count(self, prompt: Prompt) -> int:
+        return prompt.candidate_total  # type: ignore[attr-defined]
+
+    @admin.display(description="Rankings", ordering="ranking_total")
+    def ranking_count(self, prompt: Prompt) -> int:
+        return prompt.ranking_total  # type: ignore[attr-defined]
+
+    @admin.display(description="Generation")
+    def generation_state(self, prompt: Prompt) -> str:
+        if prompt.generation_error:
+            return format_html('<span style="color:#b3261e" title="{}">error</span>', prompt.generation_error)
+        if prompt.generation_queued_at:
+            return "queued"
+        return ""
+
+
+@admin.register(Demonstration)
+class DemonstrationAdmin(admin.ModelAdmin):
+    list_display = ["id", "prompt", "labeler", "seconds_spent", "created_at"]
+    list_filter = ["prompt__project", "labeler"]
+    search_fields = ["text", "labeler__username"]
+    raw_id_fields = ["prompt", "assignment"]
+    list_select_related = ["prompt", "labeler"]
+
+
+@admin.register(Candidate)
+class CandidateAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "prompt_id",
+        "source",
+        "backend",
+        "model_name",
+        "seed",
+        "completion_tokens",
+        "created_at",
+    ]
+    list_filter = ["source", "backend", "prompt__project"]
+    search_fields = ["text", "model_name"]
+    raw_id_fields = ["prompt", "demonstration"]
+    readonly_fields = ["content_hash"]
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "project",
+        "prompt_id",
+        "labeler",
+        "kind",
+        "status",
+        "leased_at",
+        "expires_at",
+        "submitted_at",
+    ]
+    list_filter = ["status", "kind", "project"]
+    search_fields = ["labeler__username", "skip_reason"]
+    raw_id_fields = ["prompt"]
+    list_select_related = ["project", "labeler"]
+    readonly_fields = ["shown_order", "idempotency_key", "draft", "draft_saved_at"]
+
+
+class RankingItemInline(admin.TabularInline):
+    model = RankingItem
+    extra = 0
+    raw_id_fields = ["candidate"]
+    readonly_fields = ["candidate", "rank", "rating", "flags"]
+    can_delete = False
+
+
+@admin.register(Ranking)
+class RankingAdmin(admin.ModelAdmin):
+    list_display = ["id", "prompt_id", "labeler", "source", "order", "is_gold", "seconds_spent", "created_at"]
+    list_filter = ["source", "is_gold", "prompt__project", "labeler"]
+    search_fields = ["comment", "labeler__username"]
+    raw_id_fields = ["prompt", "assignment"]
+    readonly_fields = ["order", "created_at"]
+    inlines = [RankingItemInline]
+    list_select_related = ["labeler"]
+    actions = ["mark_gold", "unmark_gold"]
+
+    @admin.action(description="Mark as gold (known-good) ranking")
+    def mark_gold(self, request: HttpRequest, queryset: QuerySet[Ranking]) -> None:
+        updated = queryset.update(is_gold=True)
+        self.message_user(request, f"Marked {updated} ranking(s) as gold.")
+
+    @admin.action(description="Unmark gold")
+    def unmark_gold(self, request: HttpRequest, queryset: QuerySet[Ranking]) -> None:
+        updated = queryset.update(is_gold=False)
+        self.message_user(request, f"Unmarked {updated} ranking(s).")
+
+
+@admin.register(Comparison)
+class ComparisonAdmin(admin.ModelAdmin):
+    list_display = ["id", "prompt_id", "labeler", "better_id", "worse_id", "created_at"]
+    list_filter = ["prompt__project"]
+    raw_id_fields = ["ranking", "prompt", "better", "worse"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # comparisons only ever come from a ranking
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(ExportJob)
+class ExportJobAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "project",
+        "export_format",
+        "file_format",
+        "status",
+        "rows_written",
+        "created_at",
+        "finished_at",
+    ]
+    list_filter = ["status", "export_format", "project"]
+    readonly_fields = [field.name for field in ExportJob._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "project", "role", "created_at"]
+    list_filter = ["role", "project"]
+    search_fields = ["user__username", "project__name"]
+    autocomplete_fields = ["user"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.conf import settings
 from django.db import connection
 
 
@@ -19,18 +20,21 @@ def database_check() -> str | None:
 
 
 def broker_check(*, timeout_seconds: float = 2.0) -> str | None:
-    """None when the Celery broker accepts a connection, else the reason."""
-    from config.celery import app
+    """None when the Celery broker named in the settings accepts a connection, else the reason.
 
-    url = app.conf.broker_url or ""
+    A fresh connection each time: a pooled one could still look alive after the broker stopped.
+    """
+    from kombu import Connection
+
+    url = settings.CELERY_BROKER_URL
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}) or {}
     if url.startswith("filesystem://"):
-        options = app.conf.broker_transport_options or {}
         folder = Path(options.get("data_folder_in", ""))
         if not folder.is_dir():
             return f"broker folder {folder} does not exist"
         return None
     try:
-        with app.connection_for_write() as conn:
+        with Connection(url, connect_timeout=timeout_seconds, transport_options=options) as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, timeout=timeout_seconds)
     except Exception as error:
         return f"{type(error).__name__}: {error}"

@@ -1,0 +1,25 @@
+# One image for web, worker and beat; docker-compose.yml changes only the command.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 VAR_DIR=/app/var
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends build-essential cmake \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+# The CPU build of PyTorch; a GPU worker image swaps this index for a CUDA one.
+RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+COPY pyproject.toml README.md ./
+COPY config ./config
+COPY annotation ./annotation
+COPY rewards ./rewards
+COPY templates ./templates
+COPY static ./static
+COPY manage.py ./
+RUN pip install . \
+ && DEBUG=true python manage.py collectstatic --noinput --verbosity 0
+
+RUN useradd --create-home app && mkdir -p /app/var && chown -R app /app/var
+USER app
+EXPOSE 8000
+CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4"]

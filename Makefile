@@ -1,0 +1,46 @@
+# Two commands on a fresh machine:
+#   make run   - the whole app (web, worker, beat) on the embedded defaults with demo data
+#   make test  - lint, type checks and the whole test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install lint typecheck migrations-check pytest demo clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first, pinned, so that nothing later pulls a multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python manage.py seed_demo
+
+run: demo
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start -f Procfile.embedded
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy config annotation rewards bench
+
+migrations-check: install
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+pytest: install
+	$(BIN)/python -m pytest
+
+test: lint typecheck migrations-check pytest
+
+clean:
+	rm -rf var/broker var/celerybeat-schedule* test-artifacts

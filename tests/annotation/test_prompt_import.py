@@ -1,0 +1,131 @@
+"""Prompt import: JSONL and CSV, duplicates skipped and counted, any bad line imports nothing."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
+
+from annotation.models import Prompt
+from annotation.services.prompts import prompts_import
+
+
+def _jsonl(*records) -> bytes:
+    return "\n".join(json.dumps(record) for record in records).encode()
+
+
+def test_jsonl_with_prompt_and_messages(project):
+    content = _jsonl(
+        {"prompt": "What is 2+2?", "tags": ["math"], "priority": 3, "source": "handwritten"},
+        {
+            "messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello!"},
+                {"role": "user", "content": "Tell me a joke."},
+            ]
+        },
+    )
+    report = prompts_import(project=project, content=content, filename="prompts.jsonl")
+    assert report.as_dict() == {"imported": 2, "duplicates": 0, "errors": []}
+    first = Prompt.objects.get(project=project, priority=3)
+    assert first.turns == [{"role": "user", "content": "What is 2+2?"}]
+    assert first.tags == ["math"] and first.source == "handwritten"
+    multi = Prompt.objects.exclude(pk=first.pk).get()
+    assert [turn["role"] for turn in multi.turns] == ["user", "assistant", "user"]
+    assert multi.source == "prompts.jsonl"
+
+
+def test_csv_with_prompt_and_messages_columns(project):
+    content = (
+        b"prompt,messages,tags,priority\n"
+        b'"Why is the sea salty?",,"science, nature",1\n'
+        b',"[{""role"": ""user"", ""content"": ""Plan a trip""}]",,\n'
+    )
+    report = prompts_import(project=project, content=content, filename="prompts.csv")
+    assert report.as_dict() == {"imported": 2, "duplicates": 0, "errors": []}
+    assert Prompt.objects.get(priority=1).tags == ["science", "nature"]
+
+
+def test_duplicates_in_project_and_in_file_are_skipped_and_counted(project):
+    prompts_import(project=project, content=_jsonl({"prompt": "Once"}), filename="a.jsonl")
+    report = prompts_import(
+        project=project,
+        content=_jsonl({"prompt": "Once"}, {"prompt": "  Once  "}, {"prompt": "New"}, {"prompt": "New"}),
+        filename="b.jsonl",
+    )
+    assert (report.imported, report.duplicates) == (1, 3)
+    assert Prompt.objects.filter(project=project).count() == 2
+
+
+def test_one_bad_line_imports_nothing_and_every_bad_line_is_named(project):
+    content = b"\n".join(
+        [
+            json.dumps({"prompt": "Fine"}).encode(),
+            b"{not json",
+            json.dumps({"prompt": "Also fine", "priority": "high"}).encode(),
+            json.dumps(
+                {"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]}
+            ).encode(),
+            json.dumps({"tags": ["no prompt"]}).encode(),
+        ]
+    )
+    report = prompts_import(project=project, content=content, filename="bad.jsonl")
+    assert not report.ok and report.imported == 0
+    assert [error["line"] for error in report.errors] == [2, 3, 4, 5]
+    assert "invalid JSON" in report.errors[0]["reason"]
+    assert "priority" in report.errors[1]["reason"]
+    assert "last message must be from the user" in report.errors[2]["reason"]
+    assert "missing 'prompt'" in report.errors[3]["reason"]
+    assert Prompt.objects.count() == 0
+
+
+def test_csv_without_prompt_column_is_refused(project):
+    report = prompts_import(project=project, content=b"question\nWhy?\n", filename="x.csv")
+    assert report.errors == [{"line": 1, "reason": "the header must have a 'prompt' or a 'messages' column"}]
+
+
+def test_management_command_reports_counts_and_bad_lines(project, tmp_path):
+    good = tmp_path / "good.jsonl"
+    good.write_bytes(_jsonl({"prompt": "One"}, {"prompt": "Two"}, {"prompt": "One"}))
+    out = StringIO()
+    call_command("import_prompts", project.name, str(good), stdout=out)
+    assert "imported 2, skipped 1 duplicate(s)" in out.getvalue()
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("prompt,priority\nFine,1\n,2\n")
+    err = StringIO()
+    with pytest.raises(CommandError, match="1 bad line"):
+        call_command("import_prompts", str(project.pk), str(bad), stderr=err)
+    assert "line 3: missing 'prompt'" in err.getvalue()
+    assert Prompt.objects.count() == 2
+
+
+def test_admin_upload_imports_and_reports(client, admin_user, password, project):
+    client.login(username=admin_user.username, password=password)
+    url = f"/admin/annotation/project/{project.pk}/import/"
+    upload = SimpleUploadedFile("p.jsonl", _jsonl({"prompt": "From the admin"}, {"prompt": "From the admin"}))
+    response = client.post(url, {"file": upload}, follow=True)
+    assert response.status_code == 200
+    assert "Imported 1 prompt(s); skipped 1 duplicate(s)." in response.content.decode()
+
+    bad = SimpleUploadedFile("p.jsonl", b'{"prompt": "ok"}\n[1, 2]\n')
+    response = client.post(url, {"file": bad})
+    body = response.content.decode()
+    assert "Nothing was imported" in body and "each line must be a JSON object" in body
+    assert Prompt.objects.filter(project=project).count() == 1
+
+
+def test_labeler_cannot_open_the_admin_upload(client, labeler, password, project):
+    client.login(username=labeler.username, password=password)
+    response = client.get(f"/admin/annotation/project/{project.pk}/import/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_demo_prompts_are_valid_and_many(project):
+    from annotation.management.commands.seed_demo import DEMO_PROMPTS
+
+    report = prompts_import(project=project, content=DEMO_PROMPTS.read_bytes(), filename="prompts.jsonl")
+    assert report.ok and report.imported >= 50 and report.duplicates == 0
