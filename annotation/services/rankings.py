@@ -6,13 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
 from annotation.errors import ValidationFailed
 from annotation.models import Comparison, Prompt, Ranking, RankingItem
-from annotation.models.assignments import Assignment
+from annotation.models.assignments import Assignment, TaskKind
 from annotation.models.rankings import FLAG_KEYS, RankingSource
 
 MAX_COMMENT_CHARS = 10_000
@@ -125,7 +125,7 @@ def ranking_record(
     prompt: Prompt,
     candidate_ids: Sequence[int],
     order: Any,
-    labeler: AbstractBaseUser | None,
+    labeler: User | None,
     items: dict[int, ItemInput] | None = None,
     comment: str = "",
     seconds_spent: float = 0.0,
@@ -182,3 +182,49 @@ def ranking_record(
         for better, worse in comparisons_from_order(order=cleaned_order)
     )
     return ranking
+
+
+@transaction.atomic
+def ranking_submit(
+    *,
+    assignment_id: int,
+    labeler: AbstractBaseUser,
+    order: Any,
+    idempotency_key: str,
+    items: dict[int, ItemInput] | None = None,
+    comment: str = "",
+    seconds_spent: float = 0.0,
+) -> tuple[Ranking, bool]:
+    """Store the labeler's ranking for their rank assignment: (ranking, created).
+
+    Checks the assignment (theirs, a rank task, not skipped, lease live or its slot still free),
+    then stores the ranking of exactly the candidates they were shown with its comparisons.
+    A retry with the same idempotency key returns the first ranking and writes nothing.
+    """
+    # Imported here: the assignments service imports the queue selectors, which import models only,
+    # but keeping rankings.py importable on its own lets the other services use ranking_record freely.
+    from annotation.services.assignments import assignment_claim_for_submit, assignment_mark_submitted
+    from annotation.services.demonstrations import seconds_spent_validate
+
+    now = timezone.now()
+    assignment, replay = assignment_claim_for_submit(
+        assignment_id=assignment_id,
+        labeler=labeler,
+        kind=TaskKind.RANK,
+        idempotency_key=idempotency_key,
+        now=now,
+    )
+    if replay:
+        return Ranking.objects.get(assignment=assignment), False
+    ranking = ranking_record(
+        prompt=assignment.prompt,
+        candidate_ids=assignment.shown_order,
+        order=order,
+        labeler=labeler,
+        items=items,
+        comment=comment,
+        seconds_spent=seconds_spent_validate(seconds_spent=seconds_spent),
+        assignment=assignment,
+    )
+    assignment_mark_submitted(assignment=assignment, idempotency_key=idempotency_key, now=now)
+    return ranking, True

@@ -34,8 +34,8 @@ class Command(BaseCommand):
         except ValidationFailed as error:
             raise CommandError(error.message) from None
         if not report.ok:
-            for error in report.errors:
-                self.stderr.write(f"line {error['line']}: {error['reason']}")
+            for problem in report.errors:
+                self.stderr.write(f"line {problem['line']}: {problem['reason']}")
             raise CommandError(f"{len(report.errors)} bad line(s); nothing was imported")
         verb = "would import" if dry_run else "imported"
         self.stdout.write(f"{verb} {report.imported}, skipped {report.duplicates} duplicate(s)")
