@@ -199,3 +199,21 @@ def test_production_settings_fail_fast_naming_the_variable(missing):
     )
     assert result.returncode != 0
     assert f"{missing} must be set when DEBUG is off" in result.stderr
+
+
+def test_embedded_sqlite_runs_in_wal_mode_with_immediate_transactions(tmp_path):
+    """The embedded default database, as `make run` creates it, is in WAL mode."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
+    env.update({"VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "config.settings"})
+    script = (
+        "import django; django.setup()\n"
+        "from django.conf import settings; from django.db import connection\n"
+        "cursor = connection.cursor(); cursor.execute('PRAGMA journal_mode'); print(cursor.fetchone()[0])\n"
+        "print(settings.DATABASES['default']['OPTIONS']['transaction_mode'])\n"
+        "print(settings.DATABASES['default']['NAME'])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    journal_mode, transaction_mode, name = result.stdout.split()
+    assert (journal_mode, transaction_mode) == ("wal", "IMMEDIATE")
+    assert name == str(tmp_path / "db.sqlite3")
