@@ -17,3 +17,12 @@ def assignments_expire() -> int:
     if expired:
         logger.info("expired %d assignment lease(s)", expired)
     return expired
+
+
+@shared_task(name="annotation.export_run", soft_time_limit=50 * 60, time_limit=55 * 60)
+def export_run(job_id: int) -> str | None:
+    """Write one queued ExportJob to its file under EXPORT_DIR (idempotent: see export_job_run)."""
+    from annotation.services.exports import export_job_run
+
+    job = export_job_run(job_id=job_id)
+    return job.status if job else None

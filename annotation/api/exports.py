@@ -1,0 +1,113 @@
+"""Export API: stream a dataset directly, or run it as a background job and download its file."""
+
+from __future__ import annotations
+
+from django.http import FileResponse, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.generics import GenericAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.api.serializers_exports import (
+    ExportJobOutputSerializer,
+    ExportStartInputSerializer,
+    ExportStreamQuerySerializer,
+)
+from annotation.exports.filters import FILTER_KEYS
+from annotation.permissions import IsProjectAdmin
+from annotation.selectors.exports import export_job_file, export_job_get_for_admin, export_jobs_for_project
+from annotation.services.exports import export_job_create, export_request_validate, export_stream
+
+_FILE_RESPONSE = OpenApiResponse(
+    response=OpenApiTypes.BINARY, description="The dataset: JSONL, gzipped JSONL or Parquet."
+)
+
+
+def streaming_download(*, request_obj) -> StreamingHttpResponse:
+    """A StreamingHttpResponse for an export; shared with the dashboard download."""
+    response = StreamingHttpResponse(
+        export_stream(request=request_obj), content_type=request_obj.content_type
+    )
+    response["Content-Disposition"] = f'attachment; filename="{request_obj.filename}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+class ExportStreamApi(APIView):
+    """Stream a dataset export straight to the client (constant memory on the server)."""
+
+    permission_classes = [IsProjectAdmin]
+
+    @extend_schema(
+        operation_id="export_stream",
+        parameters=[ExportStreamQuerySerializer],
+        responses={200: _FILE_RESPONSE},
+    )
+    def get(self, request, project_id: int):
+        query = ExportStreamQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = dict(query.validated_data)
+        filters = {key: data.pop(key) for key in list(data) if key in FILTER_KEYS}
+        export_request = export_request_validate(
+            project=self.project,  # set by IsProjectAdmin
+            export_format=data["export_format"],
+            file_format=data["file_format"],
+            filters=filters,
+        )
+        return streaming_download(request_obj=export_request)
+
+
+class ExportJobStartApi(APIView):
+    """Queue a background export; poll the job for progress and download its file when done."""
+
+    permission_classes = [IsProjectAdmin]
+
+    @extend_schema(
+        operation_id="export_job_start",
+        request=ExportStartInputSerializer,
+        responses={202: ExportJobOutputSerializer},
+    )
+    def post(self, request, project_id: int):
+        data = ExportStartInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = export_job_create(
+            project=self.project,
+            requested_by=request.user,
+            export_format=data.validated_data["export_format"],
+            file_format=data.validated_data["file_format"],
+            filters=dict(data.validated_data.get("filters") or {}),
+        )
+        return Response(ExportJobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ExportJobListApi(GenericAPIView):
+    """A project's export jobs, newest first."""
+
+    permission_classes = [IsProjectAdmin]
+    serializer_class = ExportJobOutputSerializer
+
+    @extend_schema(operation_id="export_job_list")
+    def get(self, request, project_id: int):
+        page = self.paginate_queryset(export_jobs_for_project(project=self.project))
+        return self.get_paginated_response(ExportJobOutputSerializer(page, many=True).data)
+
+
+class ExportJobDetailApi(APIView):
+    """One export job: status, progress, error, download link."""
+
+    @extend_schema(operation_id="export_job_detail", responses={200: ExportJobOutputSerializer})
+    def get(self, request, job_id: int):
+        job = export_job_get_for_admin(user=request.user, job_id=job_id)
+        return Response(ExportJobOutputSerializer(job).data)
+
+
+class ExportJobDownloadApi(APIView):
+    """The finished export's file, streamed from disk."""
+
+    @extend_schema(operation_id="export_job_download", responses={200: _FILE_RESPONSE})
+    def get(self, request, job_id: int):
+        job = export_job_get_for_admin(user=request.user, job_id=job_id)
+        path = export_job_file(job=job)
+        return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name)  # noqa: SIM115

@@ -1,0 +1,68 @@
+"""Input and output shapes of the export API."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from annotation.exports.formats import FORMATS
+from annotation.exports.writers import FILE_FORMATS
+from annotation.selectors.exports import export_job_progress
+
+
+class ExportFiltersSerializer(serializers.Serializer):
+    """Filters; the service checks ranges and combinations and answers with a domain error."""
+
+    date_from = serializers.CharField(required=False, help_text="ISO date or date-time, inclusive.")
+    date_to = serializers.CharField(
+        required=False, help_text="ISO date (through the end of that day) or date-time, exclusive."
+    )
+    labelers = serializers.ListField(child=serializers.IntegerField(), required=False, help_text="User ids.")
+    min_agreement = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
+    consensus_only = serializers.BooleanField(required=False, default=False)
+    exclude_flagged = serializers.BooleanField(required=False, default=False)
+    anonymise_seed = serializers.CharField(required=False, max_length=200)
+
+
+class ExportStartInputSerializer(serializers.Serializer):
+    export_format = serializers.ChoiceField(choices=sorted(FORMATS))
+    file_format = serializers.ChoiceField(choices=sorted(FILE_FORMATS), default="jsonl")
+    filters = ExportFiltersSerializer(required=False)
+
+
+class ExportStreamQuerySerializer(ExportStartInputSerializer):
+    """Query parameters of a direct download: the start input with filters flattened."""
+
+    filters = None  # type: ignore[assignment]
+    date_from = serializers.CharField(required=False)
+    date_to = serializers.CharField(required=False)
+    labelers = serializers.CharField(required=False, help_text="Comma-separated user ids.")
+    min_agreement = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
+    consensus_only = serializers.BooleanField(required=False, default=False)
+    exclude_flagged = serializers.BooleanField(required=False, default=False)
+    anonymise_seed = serializers.CharField(required=False, max_length=200)
+
+
+class ExportJobOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    project = serializers.IntegerField(source="project_id")
+    export_format = serializers.CharField()
+    file_format = serializers.CharField()
+    filters = serializers.DictField()
+    status = serializers.CharField()
+    rows_written = serializers.IntegerField()
+    rows_total = serializers.IntegerField(allow_null=True)
+    progress = serializers.SerializerMethodField()
+    error = serializers.CharField()
+    requested_by = serializers.CharField(source="requested_by.username", allow_null=True, default=None)
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    download_url = serializers.SerializerMethodField()
+
+    def get_progress(self, job) -> float:
+        return export_job_progress(job=job)
+
+    def get_download_url(self, job) -> str | None:
+        if job.status != "succeeded":
+            return None
+        return reverse("export-job-download", kwargs={"job_id": job.pk})

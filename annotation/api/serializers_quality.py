@@ -1,0 +1,128 @@
+"""Output shapes of the quality API (agreement, consensus, statistics, dashboards)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+
+class AgreementFieldsMixin(serializers.Serializer):
+    agreement = serializers.FloatField(allow_null=True, help_text="Pairwise agreement, 0-1.")
+    kendall_tau = serializers.FloatField(allow_null=True, help_text="Mean Kendall tau-b, -1 to 1.")
+    pairs_agreed = serializers.IntegerField()
+    pairs_compared = serializers.IntegerField()
+    ranking_pairs = serializers.IntegerField()
+
+
+class QualitySummarySerializer(AgreementFieldsMixin):
+    project_id = serializers.IntegerField()
+    prompts = serializers.IntegerField()
+    rankings = serializers.IntegerField()
+    gold_rankings = serializers.IntegerField()
+    demonstrations = serializers.IntegerField()
+    gold_agreement = serializers.FloatField(allow_null=True)
+
+
+class LabelerStatsSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    username = serializers.CharField()
+    role = serializers.CharField(allow_null=True)
+    rankings = serializers.IntegerField()
+    demonstrations = serializers.IntegerField()
+    tasks_done = serializers.IntegerField()
+    seconds_per_task = serializers.FloatField(allow_null=True)
+    skipped = serializers.IntegerField()
+    skip_rate = serializers.FloatField(allow_null=True)
+    agreement = serializers.FloatField(
+        allow_null=True, help_text="Against other rankings of the same prompts."
+    )
+    kendall_tau = serializers.FloatField(allow_null=True)
+    pairs_compared = serializers.IntegerField()
+    gold_agreement = serializers.FloatField(allow_null=True)
+    gold_pairs_compared = serializers.IntegerField()
+    flags_raised = serializers.IntegerField()
+
+
+class PromptRankingSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    labeler = serializers.CharField(allow_null=True, help_text="Null for imported rankings.")
+    order = serializers.ListField(child=serializers.ListField(child=serializers.IntegerField()))
+    is_gold = serializers.BooleanField()
+
+
+class PromptAgreementSerializer(AgreementFieldsMixin):
+    prompt_id = serializers.IntegerField()
+    title = serializers.CharField()
+    ranking_count = serializers.IntegerField()
+    rankings = PromptRankingSerializer(many=True)
+    consensus_order = serializers.ListField(child=serializers.ListField(child=serializers.IntegerField()))
+    cycles_broken = serializers.IntegerField(help_text="Majorities the ranked-pairs consensus dropped.")
+
+
+class DaysQuerySerializer(serializers.Serializer):
+    days = serializers.IntegerField(required=False, default=30, min_value=1, max_value=366)
+
+
+class ThroughputPointSerializer(serializers.Serializer):
+    day = serializers.DateField()
+    rankings = serializers.IntegerField()
+    demonstrations = serializers.IntegerField()
+
+
+class ThroughputSerializer(serializers.Serializer):
+    days = serializers.IntegerField()
+    points = ThroughputPointSerializer(many=True)
+
+
+class AgreementPointSerializer(serializers.Serializer):
+    day = serializers.DateField()
+    agreement = serializers.FloatField(allow_null=True)
+    kendall_tau = serializers.FloatField(allow_null=True)
+    pairs_compared = serializers.IntegerField()
+
+
+class AgreementOverTimeSerializer(serializers.Serializer):
+    days = serializers.IntegerField()
+    points = AgreementPointSerializer(many=True)
+
+
+class QueueDepthSerializer(serializers.Serializer):
+    project_id = serializers.IntegerField()
+    waiting_for_candidates = serializers.IntegerField()
+    waiting_for_demonstrations = serializers.IntegerField()
+    waiting_for_rankings = serializers.IntegerField()
+    leased = serializers.IntegerField()
+
+
+class RewardModelCurvesSerializer(serializers.Serializer):
+    train_loss = serializers.ListField(child=serializers.FloatField(allow_null=True))
+    val_loss = serializers.ListField(child=serializers.FloatField(allow_null=True))
+    val_accuracy = serializers.ListField(child=serializers.FloatField(allow_null=True))
+
+
+class RewardModelHistorySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    version = serializers.IntegerField(allow_null=True)
+    status = serializers.CharField()
+    is_active = serializers.BooleanField()
+    validation_accuracy = serializers.FloatField(allow_null=True)
+    progress = serializers.FloatField()
+    progress_message = serializers.CharField()
+    comparisons_seen = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    curves = serializers.SerializerMethodField()
+
+    def get_curves(self, reward_model) -> dict:
+        from annotation.selectors.stats import reward_model_curves
+
+        return RewardModelCurvesSerializer(reward_model_curves(reward_model=reward_model)).data
+
+
+class RankingGoldInputSerializer(serializers.Serializer):
+    is_gold = serializers.BooleanField()
+
+
+class RankingGoldOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    prompt = serializers.IntegerField(source="prompt_id")
+    is_gold = serializers.BooleanField()

@@ -1,0 +1,221 @@
+"""Export filters: parsed from outside input (API query, admin form, job JSON, CLI) with clear errors."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from annotation.errors import ValidationFailed
+
+FILTER_KEYS = frozenset(
+    {
+        "date_from",
+        "date_to",
+        "labelers",
+        "min_agreement",
+        "consensus_only",
+        "exclude_flagged",
+        "anonymise_seed",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ExportFilters:
+    """What to keep. Dates bound the time a row was made (comparison, ranking or demonstration).
+
+    `date_to` is exclusive; a date-only input means "through the end of that day".
+    `labeler_ids` keeps only those labelers' work (imports have no labeler and are then dropped).
+    `min_agreement` (0-1) keeps prompts whose rankings agree pairwise at least that often; prompts
+    ranked once have no agreement and are dropped. `consensus_only` replaces each prompt's rankings by
+    the consensus (ranked pairs, see selectors/consensus.py). `exclude_flagged` drops every answer any
+    labeler flagged. `anonymise_seed` replaces labeler names by seeded pseudonyms.
+    """
+
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    labeler_ids: tuple[int, ...] | None = None
+    min_agreement: float | None = None
+    consensus_only: bool = False
+    exclude_flagged: bool = False
+    anonymise_seed: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def needs_prompt_groups(self) -> bool:
+        return self.min_agreement is not None or self.consensus_only
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON stored on an ExportJob; `export_filters_parse` reads it back unchanged."""
+        data = asdict(self)
+        data.pop("extra")
+        data["labelers"] = list(data.pop("labeler_ids")) if self.labeler_ids is not None else None
+        for key in ("date_from", "date_to"):
+            data[key] = data[key].isoformat() if data[key] else None
+        return {key: value for key, value in data.items() if value not in (None, False)}
+
+
+def _parse_moment(value: Any, *, name: str, end_of_day: bool) -> datetime | None:
+    if value in (None, ""):
+        return None
+    moment: datetime | None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime.combine(value, time.min)
+        if end_of_day:
+            moment += timedelta(days=1)
+    elif isinstance(value, str):
+        moment = parse_datetime(value.strip())
+        if moment is None:
+            day = parse_date(value.strip())
+            if day is None:
+                raise ValidationFailed(
+                    f"{name} must be an ISO date (2024-05-01) or date-time, not {value!r}",
+                    code="invalid_filter",
+                    details={"filter": name},
+                )
+            moment = datetime.combine(day, time.min) + (timedelta(days=1) if end_of_day else timedelta())
+    else:
+        raise ValidationFailed(
+            f"{name} must be a date string", code="invalid_filter", details={"filter": name}
+        )
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, timezone.get_current_timezone())
+    return moment
+
+
+def _parse_bool(value: Any, *, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value in (None, ""):
+        return False
+    if isinstance(value, str) and value.strip().lower() in {"1", "true", "yes", "on"}:
+        return True
+    if isinstance(value, str) and value.strip().lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ValidationFailed(f"{name} must be true or false", code="invalid_filter", details={"filter": name})
+
+
+def _parse_labelers(value: Any) -> tuple[int, ...] | None:
+    if value in (None, "", []):
+        return None
+    if isinstance(value, str):
+        value = [part for part in value.split(",") if part.strip()]
+    if not isinstance(value, list | tuple):
+        raise ValidationFailed(
+            "labelers must be a list of user ids", code="invalid_filter", details={"filter": "labelers"}
+        )
+    ids: list[int] = []
+    for item in value:
+        try:
+            if isinstance(item, bool):
+                raise ValueError
+            ids.append(int(str(item).strip()))
+        except ValueError:
+            raise ValidationFailed(
+                f"labelers must be user ids; {item!r} is not one",
+                code="invalid_filter",
+                details={"filter": "labelers"},
+            ) from None
+    return tuple(sorted(set(ids)))
+
+
+def _parse_fraction(value: Any) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValidationFailed(
+            f"min_agreement must be a number between 0 and 1, not {value!r}",
+            code="invalid_filter",
+            details={"filter": "min_agreement"},
+        ) from None
+    if not 0.0 <= number <= 1.0:
+        raise ValidationFailed(
+            "min_agreement must be between 0 and 1",
+            code="invalid_filter",
+            details={"filter": "min_agreement"},
+        )
+    return number
+
+
+def export_filters_parse(*, raw: dict[str, Any] | None) -> ExportFilters:
+    """Read filters from a mapping of outside input; raise ValidationFailed naming the bad filter."""
+    raw = dict(raw or {})
+    unknown = sorted(set(raw) - FILTER_KEYS)
+    if unknown:
+        raise ValidationFailed(
+            f"unknown filter(s): {', '.join(unknown)}", code="invalid_filter", details={"unknown": unknown}
+        )
+    date_from = _parse_moment(raw.get("date_from"), name="date_from", end_of_day=False)
+    date_to = _parse_moment(raw.get("date_to"), name="date_to", end_of_day=True)
+    if date_from and date_to and date_from >= date_to:
+        raise ValidationFailed("date_from must come before date_to", code="invalid_filter")
+    seed = raw.get("anonymise_seed")
+    if seed in (None, ""):
+        seed = None
+    elif not isinstance(seed, str | int) or isinstance(seed, bool) or len(str(seed)) > 200:
+        raise ValidationFailed(
+            "anonymise_seed must be text of at most 200 characters",
+            code="invalid_filter",
+            details={"filter": "anonymise_seed"},
+        )
+    return ExportFilters(
+        date_from=date_from,
+        date_to=date_to,
+        labeler_ids=_parse_labelers(raw.get("labelers")),
+        min_agreement=_parse_fraction(raw.get("min_agreement")),
+        consensus_only=_parse_bool(raw.get("consensus_only"), name="consensus_only"),
+        exclude_flagged=_parse_bool(raw.get("exclude_flagged"), name="exclude_flagged"),
+        anonymise_seed=None if seed is None else str(seed),
+    )
+
+
+class LabelerNames:
+    """Turns labeler ids into the names an export shows: usernames, or seeded pseudonyms.
+
+    A pseudonym is an HMAC of the id under the seed: stable for one seed (so a labeler's rows stay
+    linked across exports made with it), unlinkable without it. Names are cached; the cache is bounded
+    by the number of users.
+    """
+
+    def __init__(self, *, seed: str | None) -> None:
+        self.seed = seed
+        self.cache: dict[int | None, str | None] = {None: None}
+
+    def pseudonym(self, user_id: int) -> str:
+        assert self.seed is not None
+        digest = hmac.new(self.seed.encode(), str(user_id).encode(), hashlib.sha256).hexdigest()
+        return f"labeler-{digest[:12]}"
+
+    def load(self, user_ids: set[int | None]) -> None:
+        missing = {user_id for user_id in user_ids if user_id not in self.cache}
+        if not missing:
+            return
+        if self.seed is not None:
+            for user_id in missing:
+                self.cache[user_id] = self.pseudonym(user_id)  # type: ignore[arg-type]
+            return
+        from django.contrib.auth import get_user_model
+
+        user_model = get_user_model()
+        names = dict(
+            user_model.objects.filter(pk__in=[pk for pk in missing if pk is not None]).values_list(
+                "pk", user_model.USERNAME_FIELD
+            )
+        )
+        for user_id in missing:
+            self.cache[user_id] = names.get(user_id, f"user-{user_id}")
+
+    def __getitem__(self, user_id: int | None) -> str | None:
+        return self.cache[user_id]

@@ -1,0 +1,259 @@
+"""Export formats: how a source batch becomes records, and each format's Parquet schema.
+
+Column names follow what TRL 1.x reads without reshaping:
+- preference (RewardTrainer, DPOTrainer): `prompt`, `chosen`, `rejected`; plain text, or conversational
+  where `prompt` is the list of {role, content} turns and `chosen`/`rejected` are one assistant turn;
+- SFT (SFTTrainer): `prompt`/`completion` (plain or conversational) or `messages`.
+Extra columns (ids, labeler, time) ride along; TRL drops unused columns by default.
+A multi-turn prompt in a plain-text format is rendered as an HH-RLHF transcript ending "Assistant:".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from annotation.exports import sources
+from annotation.exports.filters import ExportFilters
+from annotation.exports.pairs_jsonl import jsonl_hh_rlhf, jsonl_pairs, jsonl_pairs_conversational
+from annotation.exports.sources import SourceBatch
+from annotation.exports.text import assistant_turn, hh_transcript, turns_as_text
+
+
+def _iso(moment) -> str:
+    return moment.isoformat()
+
+
+# --- Preference pairs ---------------------------------------------------------------------------
+
+
+def _pair_meta(row, batch: SourceBatch) -> dict[str, Any]:
+    prompt_id, ranking_id, labeler_id, better, worse, created_at = row
+    return {
+        "prompt_id": prompt_id,
+        "chosen_id": better,
+        "rejected_id": worse,
+        "ranking_id": ranking_id,
+        "labeler": "consensus" if ranking_id is None and labeler_id is None else batch.names[labeler_id],
+        "created_at": created_at,
+    }
+
+
+def render_pairs(batch: SourceBatch) -> list[dict[str, Any]]:
+    prompt_text: dict[int, str] = {pid: turns_as_text(turns) for pid, turns in batch.prompts.items()}
+    texts = batch.candidates
+    return [
+        {
+            "prompt": prompt_text[row[0]],
+            "chosen": texts[row[3]],
+            "rejected": texts[row[4]],
+            **_pair_meta(row, batch),
+        }
+        for row in batch.rows
+    ]
+
+
+def render_pairs_conversational(batch: SourceBatch) -> list[dict[str, Any]]:
+    texts = batch.candidates
+    return [
+        {
+            "prompt": batch.prompts[row[0]],
+            "chosen": assistant_turn(texts[row[3]]),
+            "rejected": assistant_turn(texts[row[4]]),
+            **_pair_meta(row, batch),
+        }
+        for row in batch.rows
+    ]
+
+
+def render_hh_rlhf(batch: SourceBatch) -> list[dict[str, Any]]:
+    texts = batch.candidates
+    return [
+        {
+            "chosen": hh_transcript(batch.prompts[row[0]], answer=texts[row[3]]),
+            "rejected": hh_transcript(batch.prompts[row[0]], answer=texts[row[4]]),
+            **_pair_meta(row, batch),
+        }
+        for row in batch.rows
+    ]
+
+
+# --- SFT ----------------------------------------------------------------------------------------
+
+
+def _sft_meta(row, batch: SourceBatch) -> dict[str, Any]:
+    demonstration_id, prompt_id, labeler_id, _text, seconds_spent, created_at = row
+    return {
+        "prompt_id": prompt_id,
+        "demonstration_id": demonstration_id,
+        "labeler": batch.names[labeler_id],
+        "seconds_spent": seconds_spent,
+        "created_at": _iso(created_at),
+    }
+
+
+def render_sft(batch: SourceBatch) -> list[dict[str, Any]]:
+    return [
+        {"prompt": turns_as_text(batch.prompts[row[1]]), "completion": row[3], **_sft_meta(row, batch)}
+        for row in batch.rows
+    ]
+
+
+def render_sft_conversational(batch: SourceBatch) -> list[dict[str, Any]]:
+    return [
+        {"prompt": batch.prompts[row[1]], "completion": assistant_turn(row[3]), **_sft_meta(row, batch)}
+        for row in batch.rows
+    ]
+
+
+def render_sft_messages(batch: SourceBatch) -> list[dict[str, Any]]:
+    return [
+        {"messages": batch.prompts[row[1]] + assistant_turn(row[3]), **_sft_meta(row, batch)}
+        for row in batch.rows
+    ]
+
+
+# --- K-way rankings -----------------------------------------------------------------------------
+
+
+def render_rankings(batch: SourceBatch) -> list[dict[str, Any]]:
+    records = []
+    for prompt in batch.rows:
+        shown = sorted(
+            {c for r in prompt.rankings for g in r["order"] for c in g}
+            | {c for g in prompt.consensus_order for c in g}
+        )
+        candidates = []
+        for cid in shown:
+            c = batch.candidates[cid]
+            candidates.append(
+                {
+                    "id": cid,
+                    "text": c["text"],
+                    "source": c["source"],
+                    "backend": c["backend"],
+                    "model_name": c["model_name"],
+                    # Free-form JSON becomes a string so every row has the same columns.
+                    "sampling_params": json.dumps(c["sampling_params"], sort_keys=True),
+                    "seed": c["seed"],
+                    "demonstration_id": c["demonstration_id"],
+                }
+            )
+        records.append(
+            {
+                "prompt_id": prompt.prompt_id,
+                "prompt": batch.prompts[prompt.prompt_id],
+                "candidates": candidates,
+                "rankings": [
+                    {
+                        "ranking_id": r["id"],
+                        "labeler": batch.names[r["labeler_id"]],
+                        "source": r["source"],
+                        "is_gold": r["is_gold"],
+                        "order": r["order"],
+                        "items": r["items"],
+                        "comment": r["comment"],
+                        "seconds_spent": r["seconds_spent"],
+                        "created_at": _iso(r["created_at"]),
+                    }
+                    for r in prompt.rankings
+                ],
+                "consensus_order": prompt.consensus_order,
+                "agreement": prompt.agreement,
+                "kendall_tau": prompt.kendall_tau,
+            }
+        )
+    return records
+
+
+# --- Registry -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    name: str
+    description: str
+    kind: str  # "pairs", "rankings" or "demonstrations": which source feeds it
+    render: Callable[[SourceBatch], list[dict[str, Any]]]
+    # Optional fast path for JSONL: (text of the batch's lines, records in it). Same content as render.
+    render_jsonl: Callable[[SourceBatch], tuple[str, int]] | None = None
+
+    @property
+    def schema(self):
+        """The Parquet schema; pyarrow is imported only when a Parquet file is written."""
+        from annotation.exports.schemas import schema_for
+
+        return schema_for(self.name)
+
+
+FORMATS: dict[str, ExportFormat] = {
+    f.name: f
+    for f in [
+        ExportFormat(
+            "pairs",
+            "TRL preference pairs, plain text: prompt / chosen / rejected",
+            "pairs",
+            render_pairs,
+            jsonl_pairs,
+        ),
+        ExportFormat(
+            "pairs_conversational",
+            "TRL preference pairs, conversational: lists of {role, content}",
+            "pairs",
+            render_pairs_conversational,
+            jsonl_pairs_conversational,
+        ),
+        ExportFormat(
+            "hh_rlhf",
+            "Anthropic HH-RLHF transcripts: chosen / rejected",
+            "pairs",
+            render_hh_rlhf,
+            jsonl_hh_rlhf,
+        ),
+        ExportFormat(
+            "sft",
+            "SFT from demonstrations, plain text: prompt / completion",
+            "demonstrations",
+            render_sft,
+        ),
+        ExportFormat(
+            "sft_conversational",
+            "SFT from demonstrations, conversational prompt / completion",
+            "demonstrations",
+            render_sft_conversational,
+        ),
+        ExportFormat(
+            "sft_messages",
+            "SFT from demonstrations as one messages list",
+            "demonstrations",
+            render_sft_messages,
+        ),
+        ExportFormat(
+            "rankings",
+            "Full K-way rankings: candidates with provenance, every labeler's tie groups, ratings, flags, consensus",
+            "rankings",
+            render_rankings,
+        ),
+    ]
+}
+
+
+def format_batches(
+    *, export_format: ExportFormat, project_id: int, filters: ExportFilters
+) -> Iterator[SourceBatch]:
+    if export_format.kind == "pairs":
+        return sources.pair_batches(project_id=project_id, filters=filters)
+    if export_format.kind == "rankings":
+        return sources.ranking_batches(project_id=project_id, filters=filters)
+    return sources.demonstration_batches(project_id=project_id, filters=filters)
+
+
+def format_source_count(*, export_format: ExportFormat, project_id: int, filters: ExportFilters) -> int:
+    """Rows the source will read: the denominator of an export's progress."""
+    if export_format.kind == "pairs":
+        return sources.comparison_source_count(project_id=project_id, filters=filters)
+    if export_format.kind == "rankings":
+        return sources.ranking_source_count(project_id=project_id, filters=filters)
+    return sources.demonstration_source_count(project_id=project_id, filters=filters)

@@ -1,0 +1,113 @@
+"""Who may do what: the one home of project-role checks.
+
+Roles, from least to most: labeler (works on their own tasks only), reviewer (reads everything in their
+projects, edits nothing), admin (everything: exports, gold, retraining). Django staff count as admin of
+every project. Membership decides who sees a project at all: to a non-member a project does not exist
+(404), so ids cannot be probed; a member whose role is too low gets 403.
+
+Views use `project_for_role` (or the DRF classes below, which call it); other apps can call the same
+helpers, e.g. `project_for_role(user=request.user, project_id=..., minimum=Role.ADMIN)` before retraining.
+"""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+from annotation.errors import Forbidden, NotFound
+from annotation.models import Membership, Project
+from annotation.models.projects import Role
+
+ROLE_LEVEL = {Role.LABELER: 1, Role.REVIEWER: 2, Role.ADMIN: 3}
+
+
+def user_is_staff(user) -> bool:
+    return bool(user and user.is_authenticated and (user.is_staff or user.is_superuser))
+
+
+def project_role(*, user, project: Project | int) -> str | None:
+    """The user's role in the project (staff: admin), or None for a non-member or anonymous user."""
+    if not user or not user.is_authenticated:
+        return None
+    if user_is_staff(user):
+        return Role.ADMIN
+    project_id = project.pk if isinstance(project, Project) else project
+    return Membership.objects.filter(project_id=project_id, user=user).values_list("role", flat=True).first()
+
+
+def role_at_least(role: str | None, minimum: str) -> bool:
+    return role is not None and ROLE_LEVEL[Role(role)] >= ROLE_LEVEL[Role(minimum)]
+
+
+def projects_for_role(*, user, minimum: str = Role.LABELER) -> QuerySet[Project]:
+    """Projects where the user holds at least `minimum` (staff: all)."""
+    if not user or not user.is_authenticated:
+        return Project.objects.none()
+    if user_is_staff(user):
+        return Project.objects.all()
+    roles = [role for role, level in ROLE_LEVEL.items() if level >= ROLE_LEVEL[Role(minimum)]]
+    return Project.objects.filter(memberships__user=user, memberships__role__in=roles).distinct()
+
+
+def project_for_role(*, user, project_id: int, minimum: str) -> Project:
+    """The project if the user holds at least `minimum` in it.
+
+    Raises NotFound when the project does not exist or the user is not a member, Forbidden when the
+    user is a member with a lower role.
+    """
+    project = Project.objects.filter(pk=project_id).first()
+    role = project_role(user=user, project=project_id) if project else None
+    if project is None or role is None:
+        raise NotFound("no such project", code="project_not_found")
+    if not role_at_least(role, minimum):
+        raise Forbidden(f"this needs the {Role(minimum).label.lower()} role in the project", code="forbidden")
+    return project
+
+
+def can_view_all_project_data(*, user, project: Project | int) -> bool:
+    """Reviewers and admins read every labeler's work in the project."""
+    return role_at_least(project_role(user=user, project=project), Role.REVIEWER)
+
+
+def can_administer(*, user, project: Project | int) -> bool:
+    return role_at_least(project_role(user=user, project=project), Role.ADMIN)
+
+
+class _ProjectRolePermission(BasePermission):
+    """Checks the role in the project named by the URL's `project_id` (or found by `view.get_project_id`).
+
+    `read_role` applies to safe methods, `write_role` to the rest; the matrix test reads these
+    attributes to know what each endpoint should answer.
+    """
+
+    read_role: str = Role.LABELER
+    write_role: str = Role.ADMIN
+
+    def has_permission(self, request, view) -> bool:
+        if not request.user or not request.user.is_authenticated:
+            return False  # DRF answers 401 with the authenticate header
+        project_id = view.kwargs.get("project_id")
+        if project_id is None and hasattr(view, "get_project_id"):
+            project_id = view.get_project_id()
+        if project_id is None:
+            return True  # the view checks object by object through project_for_role
+        minimum = self.read_role if request.method in SAFE_METHODS else self.write_role
+        view.project = project_for_role(user=request.user, project_id=int(project_id), minimum=minimum)
+        return True
+
+
+class IsProjectMember(_ProjectRolePermission):
+    read_role = Role.LABELER
+    write_role = Role.LABELER
+
+
+class IsProjectReviewer(_ProjectRolePermission):
+    """Reviewers and admins read; only admins write."""
+
+    read_role = Role.REVIEWER
+    write_role = Role.ADMIN
+
+
+class IsProjectAdmin(_ProjectRolePermission):
+    read_role = Role.ADMIN
+    write_role = Role.ADMIN

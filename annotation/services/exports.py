@@ -1,0 +1,208 @@
+"""Dataset exports: validate a request, stream it as bytes, or run it as a background ExportJob.
+
+The same generator serves the dashboard download, the API and the management command, so every path
+streams with constant memory (see annotation/exports/sources.py). A background job writes to a
+`.part` file under settings.EXPORT_DIR and renames it when complete, so a download link never points
+at half a file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from annotation.errors import ValidationFailed
+from annotation.exports.filters import ExportFilters, export_filters_parse
+from annotation.exports.formats import FORMATS, ExportFormat, format_batches, format_source_count
+from annotation.exports.writers import FILE_FORMATS, encode, gzip_chunks
+from annotation.models import ExportJob, Project
+from annotation.models.exports import ExportStatus
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int], None]  # (records written, source rows read)
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    project: Project
+    export_format: ExportFormat
+    file_format: str
+    filters: ExportFilters
+
+    @property
+    def filename(self) -> str:
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        return (
+            f"project-{self.project.pk}-{self.export_format.name}-{stamp}.{FILE_FORMATS[self.file_format][1]}"
+        )
+
+    @property
+    def content_type(self) -> str:
+        return FILE_FORMATS[self.file_format][0]
+
+
+def export_request_validate(
+    *, project: Project, export_format: str, file_format: str, filters: dict[str, Any] | ExportFilters | None
+) -> ExportRequest:
+    """Check the format names and filters; raise ValidationFailed naming what is wrong."""
+    if export_format not in FORMATS:
+        raise ValidationFailed(
+            f"unknown export format {export_format!r}; choose one of {', '.join(FORMATS)}",
+            code="invalid_export_format",
+            details={"choices": list(FORMATS)},
+        )
+    if file_format not in FILE_FORMATS:
+        raise ValidationFailed(
+            f"unknown file format {file_format!r}; choose one of {', '.join(FILE_FORMATS)}",
+            code="invalid_file_format",
+            details={"choices": list(FILE_FORMATS)},
+        )
+    parsed = filters if isinstance(filters, ExportFilters) else export_filters_parse(raw=filters)
+    chosen = FORMATS[export_format]
+    if chosen.kind == "demonstrations" and parsed.needs_prompt_groups:
+        raise ValidationFailed(
+            "min_agreement and consensus_only apply to rankings, not to demonstration (SFT) exports",
+            code="invalid_filter",
+        )
+    return ExportRequest(project=project, export_format=chosen, file_format=file_format, filters=parsed)
+
+
+def export_records(
+    *, request: ExportRequest, on_progress: ProgressCallback | None = None
+) -> Iterator[list[dict]]:
+    """Batches of records (dicts), lazily; `on_progress` hears after every batch."""
+    written = read = 0
+    for batch in format_batches(
+        export_format=request.export_format, project_id=request.project.pk, filters=request.filters
+    ):
+        records = request.export_format.render(batch)
+        written += len(records)
+        read += batch.source_rows
+        yield records
+        if on_progress is not None:
+            on_progress(written, read)
+
+
+def _jsonl_fast(*, request: ExportRequest, on_progress: ProgressCallback | None) -> Iterator[bytes]:
+    written = read = 0
+    render = request.export_format.render_jsonl
+    assert render is not None
+    for batch in format_batches(
+        export_format=request.export_format, project_id=request.project.pk, filters=request.filters
+    ):
+        text, count = render(batch)
+        written += count
+        read += batch.source_rows
+        if text:
+            yield text.encode("utf-8")
+        if on_progress is not None:
+            on_progress(written, read)
+
+
+def export_stream(*, request: ExportRequest, on_progress: ProgressCallback | None = None) -> Iterator[bytes]:
+    """The export as a byte stream in the requested file format."""
+    if request.file_format in ("jsonl", "jsonl.gz") and request.export_format.render_jsonl is not None:
+        lines = _jsonl_fast(request=request, on_progress=on_progress)
+        return lines if request.file_format == "jsonl" else gzip_chunks(lines)
+    return encode(
+        export_records(request=request, on_progress=on_progress),
+        file_format=request.file_format,
+        schema_factory=lambda: request.export_format.schema,
+    )
+
+
+def export_source_count(*, request: ExportRequest) -> int:
+    return format_source_count(
+        export_format=request.export_format, project_id=request.project.pk, filters=request.filters
+    )
+
+
+@transaction.atomic
+def export_job_create(
+    *,
+    project: Project,
+    requested_by: User | None,
+    export_format: str,
+    file_format: str,
+    filters: dict[str, Any] | None,
+) -> ExportJob:
+    """Validate and queue a background export; the Celery task is sent once this transaction commits."""
+    request = export_request_validate(
+        project=project, export_format=export_format, file_format=file_format, filters=filters
+    )
+    job = ExportJob.objects.create(
+        project=project,
+        requested_by=requested_by,
+        export_format=request.export_format.name,
+        file_format=request.file_format,
+        filters=request.filters.as_json(),
+    )
+    from annotation.tasks import export_run
+
+    transaction.on_commit(lambda: export_run.delay(job.pk))
+    return job
+
+
+def export_job_path(*, job: ExportJob) -> Path:
+    return (
+        Path(settings.EXPORT_DIR)
+        / f"project-{job.project_id}"
+        / f"export-{job.pk}-{job.export_format}.{FILE_FORMATS[job.file_format][1]}"
+    )
+
+
+def export_job_run(*, job_id: int) -> ExportJob | None:
+    """Run a queued export to its file. Idempotent: a job already finished is left alone, and a job
+    redelivered after a worker died starts its file again from the beginning."""
+    claimed = ExportJob.objects.filter(
+        pk=job_id, status__in=[ExportStatus.QUEUED, ExportStatus.RUNNING]
+    ).update(status=ExportStatus.RUNNING, rows_written=0, error="")
+    job = ExportJob.objects.select_related("project").filter(pk=job_id).first()
+    if job is None or not claimed:
+        return job
+    path = export_job_path(job=job)
+    partial = path.with_name(path.name + ".part")
+    try:
+        request = export_request_validate(
+            project=job.project,
+            export_format=job.export_format,
+            file_format=job.file_format,
+            filters=job.filters,
+        )
+        total = export_source_count(request=request)
+        ExportJob.objects.filter(pk=job.pk).update(rows_total=total)
+
+        def progress(written: int, _read: int) -> None:
+            ExportJob.objects.filter(pk=job.pk).update(rows_written=written)
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(partial, "wb") as handle:
+            for chunk in export_stream(request=request, on_progress=progress):
+                handle.write(chunk)
+        os.replace(partial, path)
+        written = ExportJob.objects.values_list("rows_written", flat=True).get(pk=job.pk)
+        ExportJob.objects.filter(pk=job.pk).update(
+            status=ExportStatus.SUCCEEDED,
+            file_path=str(path),
+            rows_total=written,
+            finished_at=timezone.now(),
+        )
+    except Exception as error:  # any failure is recorded on the job for the admin to read
+        logger.exception("export %s failed", job_id)
+        partial.unlink(missing_ok=True)
+        message = error.message if isinstance(error, ValidationFailed) else f"{type(error).__name__}: {error}"
+        ExportJob.objects.filter(pk=job.pk).update(
+            status=ExportStatus.FAILED, error=message[:2000], finished_at=timezone.now()
+        )
+    job.refresh_from_db()
+    return job

@@ -1,0 +1,214 @@
+/* Project dashboard: fetch the quality API and draw the charts; "retrain now" with live progress. */
+(function () {
+  "use strict";
+  var config = JSON.parse(document.getElementById("dashboard-config").textContent);
+  var pct = function (v) { return Math.round(v * 100) + "%"; };
+
+  function getJSON(url) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (r) {
+      if (!r.ok) throw new Error(url + " answered " + r.status);
+      return r.json();
+    });
+  }
+  function csrfToken() {
+    var m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
+    return m ? decodeURIComponent(m[1]) : (document.querySelector("[name=csrfmiddlewaretoken]") || {}).value;
+  }
+  function fail(el, error) { el.textContent = "Could not load: " + error.message; el.classList.add("error"); }
+  function setText(id, value) { var el = document.getElementById(id); if (el) el.textContent = value; }
+
+  var days = config.days || 30;
+  getJSON(config.urls.summary).then(function (s) {
+    setText("stat-agreement", s.agreement === null ? "–" : pct(s.agreement));
+    setText("stat-tau", s.kendall_tau === null ? "–" : s.kendall_tau.toFixed(2));
+    setText("stat-gold", s.gold_agreement === null ? "–" : pct(s.gold_agreement));
+    setText("stat-rankings", s.rankings);
+    setText("stat-demonstrations", s.demonstrations);
+  }).catch(function (e) { fail(document.getElementById("summary"), e); });
+
+  var throughputEl = document.getElementById("chart-throughput");
+  getJSON(config.urls.throughput + "?days=" + days).then(function (d) {
+    renderLineChart(throughputEl, {
+      title: "Throughput per day",
+      labels: d.points.map(function (p) { return p.day.slice(5); }),
+      series: [
+        { name: "rankings", values: d.points.map(function (p) { return p.rankings; }) },
+        { name: "demonstrations", values: d.points.map(function (p) { return p.demonstrations; }) }
+      ],
+      yFormat: function (v) { return Math.round(v * 10) / 10; }
+    });
+  }).catch(function (e) { fail(throughputEl, e); });
+
+  var queueEl = document.getElementById("chart-queue");
+  getJSON(config.urls.queue_depth).then(function (q) {
+    renderBarChart(queueEl, {
+      title: "Queue depth",
+      labels: ["candidates", "demonstrations", "rankings", "leased now"],
+      values: [q.waiting_for_candidates, q.waiting_for_demonstrations, q.waiting_for_rankings, q.leased],
+      yFormat: function (v) { return Math.round(v * 10) / 10; }
+    });
+  }).catch(function (e) { fail(queueEl, e); });
+
+  var agreementEl = document.getElementById("chart-agreement");
+  getJSON(config.urls.agreement + "?days=" + days).then(function (d) {
+    renderLineChart(agreementEl, {
+      title: "Agreement per day",
+      labels: d.points.map(function (p) { return p.day.slice(5); }),
+      series: [{ name: "pairwise agreement", values: d.points.map(function (p) { return p.agreement; }) }],
+      yMin: 0, yMax: 1, yFormat: pct, emptyMessage: "no prompt ranked twice yet"
+    });
+  }).catch(function (e) { fail(agreementEl, e); });
+
+  var accuracyEl = document.getElementById("chart-rm-accuracy");
+  var lossEl = document.getElementById("chart-rm-loss");
+  var progressBox = document.getElementById("retrain-progress");
+
+  function drawRewardModels(runs) {
+    var versions = runs.filter(function (r) { return r.version !== null; }).reverse();
+    renderBarChart(accuracyEl, {
+      title: "Validation accuracy per version",
+      labels: versions.map(function (r) { return "v" + r.version; }),
+      values: versions.map(function (r) { return r.validation_accuracy; }),
+      yMax: 1, yFormat: pct, emptyMessage: "no trained version yet"
+    });
+    var latest = runs.find(function (r) { return r.curves.train_loss.length || r.curves.val_loss.length; });
+    var curves = latest ? latest.curves : { train_loss: [], val_loss: [] };
+    var n = Math.max(curves.train_loss.length, curves.val_loss.length);
+    renderLineChart(lossEl, {
+      title: "Loss curve",
+      labels: Array.from({ length: n }, function (_, i) { return "epoch " + (i + 1); }),
+      series: [
+        { name: "train loss" + (latest && latest.version ? " (v" + latest.version + ")" : ""), values: curves.train_loss },
+        { name: "validation loss", values: curves.val_loss }
+      ],
+      emptyMessage: "no loss curve yet"
+    });
+    var running = runs.find(function (r) { return r.status === "queued" || r.status === "running"; });
+    if (progressBox) {
+      if (running) {
+        progressBox.hidden = false;
+        progressBox.querySelector("progress").value = running.progress;
+        progressBox.querySelector(".label").textContent =
+          running.status + " " + pct(running.progress) + (running.progress_message ? " – " + running.progress_message : "");
+      } else {
+        progressBox.hidden = true;
+      }
+    }
+    return running;
+  }
+
+  var polling = null;
+  function loadRewardModels() {
+    return getJSON(config.urls.reward_models + "?limit=50").then(function (page) {
+      var running = drawRewardModels(page.results);
+      if (running && !polling) polling = setInterval(loadRewardModels, 2000);
+      if (!running && polling) { clearInterval(polling); polling = null; }
+    }).catch(function (e) { fail(accuracyEl, e); });
+  }
+  loadRewardModels();
+
+  var button = document.getElementById("retrain-now");
+  if (button && config.urls.retrain) {
+    button.addEventListener("click", function () {
+      button.disabled = true;
+      fetch(config.urls.retrain, {
+        method: "POST", credentials: "same-origin",
+        headers: { "X-CSRFToken": csrfToken(), "Content-Type": "application/json", Accept: "application/json" },
+        body: "{}"
+      }).then(function (r) {
+        return r.json().catch(function () { return {}; }).then(function (body) {
+          if (!r.ok) throw new Error((body.error && body.error.message) || ("status " + r.status));
+          setText("retrain-message", "Retraining queued.");
+        });
+      }).catch(function (e) { setText("retrain-message", "Could not start: " + e.message); })
+        .then(function () { button.disabled = false; return loadRewardModels(); });
+    });
+  }
+})();
+
+/* Per-labeler statistics table. */
+(function () {
+  "use strict";
+  var config = JSON.parse(document.getElementById("dashboard-config").textContent);
+  var body = document.querySelector("#labeler-table tbody");
+  if (!body) return;
+  var pct = function (v) { return v === null ? "–" : Math.round(v * 100) + "%"; };
+  fetch(config.urls.labelers + "?limit=200", { credentials: "same-origin", headers: { Accept: "application/json" } })
+    .then(function (r) { return r.json(); })
+    .then(function (page) {
+      page.results.forEach(function (row) {
+        var tr = document.createElement("tr");
+        [row.username, row.role || "–", row.tasks_done,
+          row.seconds_per_task === null ? "–" : row.seconds_per_task.toFixed(1),
+          pct(row.skip_rate), pct(row.agreement),
+          row.kendall_tau === null ? "–" : row.kendall_tau.toFixed(2), pct(row.gold_agreement), row.flags_raised
+        ].forEach(function (value) {
+          var td = document.createElement("td");
+          td.textContent = value;
+          tr.appendChild(td);
+        });
+        body.appendChild(tr);
+      });
+    });
+})();
+
+/* Prompts ranked more than once: agreement, consensus, and (admins) a gold toggle per ranking. */
+(function () {
+  "use strict";
+  var config = JSON.parse(document.getElementById("dashboard-config").textContent);
+  var body = document.querySelector("#prompt-table tbody");
+  if (!body) return;
+  var pct = function (v) { return v === null ? "–" : Math.round(v * 100) + "%"; };
+  var order = function (groups) { return groups.map(function (g) { return g.join(" = "); }).join(" > "); };
+  function csrfToken() {
+    var m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
+    return m ? decodeURIComponent(m[1]) : (document.querySelector("[name=csrfmiddlewaretoken]") || {}).value;
+  }
+  function goldButton(ranking) {
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "gold-toggle";
+    button.dataset.rankingId = ranking.id;
+    var paint = function () {
+      button.textContent = ranking.is_gold ? "★ gold" : "mark gold";
+      button.setAttribute("aria-pressed", ranking.is_gold ? "true" : "false");
+    };
+    paint();
+    button.addEventListener("click", function () {
+      button.disabled = true;
+      fetch(config.urls.gold_template.replace("/0/", "/" + ranking.id + "/"), {
+        method: "POST", credentials: "same-origin",
+        headers: { "X-CSRFToken": csrfToken(), "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ is_gold: !ranking.is_gold })
+      }).then(function (r) { return r.ok ? r.json() : Promise.reject(new Error("status " + r.status)); })
+        .then(function (saved) { ranking.is_gold = saved.is_gold; paint(); })
+        .catch(function (e) { button.title = "Could not save: " + e.message; })
+        .then(function () { button.disabled = false; });
+    });
+    return button;
+  }
+  fetch(config.urls.prompts + "?limit=50", { credentials: "same-origin", headers: { Accept: "application/json" } })
+    .then(function (r) { return r.json(); })
+    .then(function (page) {
+      page.results.forEach(function (row) {
+        var tr = document.createElement("tr");
+        tr.dataset.promptId = row.prompt_id;
+        [row.title, pct(row.agreement), row.kendall_tau === null ? "–" : row.kendall_tau.toFixed(2),
+          order(row.consensus_order) + (row.cycles_broken ? " (cycle broken)" : "")].forEach(function (value) {
+          var td = document.createElement("td");
+          td.textContent = value;
+          tr.appendChild(td);
+        });
+        var cell = document.createElement("td");
+        row.rankings.forEach(function (ranking) {
+          var line = document.createElement("div");
+          line.textContent = (ranking.labeler || "import") + ": " + order(ranking.order) + " ";
+          if (config.is_admin) line.appendChild(goldButton(ranking));
+          else if (ranking.is_gold) line.appendChild(document.createTextNode("★ gold"));
+          cell.appendChild(line);
+        });
+        tr.appendChild(cell);
+        body.appendChild(tr);
+      });
+    });
+})();
