@@ -12,6 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from annotation.errors import ValidationFailed
+from annotation.generation.admin_actions import generate_now, regenerate
 from annotation.models import (
     Assignment,
     Candidate,
@@ -220,7 +221,7 @@ class PromptAdmin(admin.ModelAdmin):
         "generation_error_at",
     ]
     list_select_related = ["project"]
-    actions: list = []
+    actions = [generate_now, regenerate]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Prompt]:
         return (

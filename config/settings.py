@@ -30,6 +30,21 @@ def _required_in_production(name: str, default: str) -> str:
     raise ImproperlyConfigured(f"{name} must be set when DEBUG is off.")
 
 
+def _number(name: str, default: float, *, minimum: float = 0, integer: bool = True) -> float:
+    """A numeric variable, or a clear error naming it when it is not a number or is too small."""
+    raw = env.str(name, default="")
+    if raw == "":
+        return default
+    try:
+        value: float = int(raw) if integer else float(raw)
+    except ValueError:
+        kind = "an integer" if integer else "a number"
+        raise ImproperlyConfigured(f"{name} must be {kind}, not {raw!r}.") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {raw!r}.")
+    return value
+
+
 SECRET_KEY = _required_in_production("SECRET_KEY", "insecure-local-development-key-do-not-deploy")
 ALLOWED_HOSTS = [
     host.strip()
@@ -95,7 +110,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_MAX_AGE", _number("CONN_MAX_AGE", 60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -137,9 +152,10 @@ if not DEBUG:
 
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Token first: an anonymous script gets 401 with a WWW-Authenticate header, not a bare 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
@@ -172,7 +188,15 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # Workers
 GENERATION_DEFAULT_MODEL = env.str("GENERATION_DEFAULT_MODEL", default="")  # empty: the packaged Gemma 3 270M
-GENERATION_LOW_WATER_MARK = env.int("GENERATION_LOW_WATER_MARK", default=0)  # 0: derive from active labelers
+GENERATION_LOW_WATER_MARK = _number("GENERATION_LOW_WATER_MARK", 0)  # 0: derive from active labelers
+# llama.cpp threads per generating process; 0: half the cores, since the worker runs two at once.
+GENERATION_THREADS = _number("GENERATION_THREADS", 0)
+# OpenAI-compatible servers: seconds to connect and to wait for a completion, tries per request.
+GENERATION_HTTP_CONNECT_TIMEOUT = _number("GENERATION_HTTP_CONNECT_TIMEOUT", 5.0, minimum=0.1, integer=False)
+GENERATION_HTTP_READ_TIMEOUT = _number("GENERATION_HTTP_READ_TIMEOUT", 120.0, minimum=0.1, integer=False)
+GENERATION_HTTP_MAX_ATTEMPTS = _number("GENERATION_HTTP_MAX_ATTEMPTS", 3, minimum=1)
+GENERATION_HTTP_BACKOFF_SECONDS = _number("GENERATION_HTTP_BACKOFF_SECONDS", 1.0, integer=False)
+GENERATION_HTTP_CONCURRENCY = _number("GENERATION_HTTP_CONCURRENCY", 4, minimum=1)
 REWARD_MODEL_ARTIFACT_DIR = Path(env.str("REWARD_MODEL_ARTIFACT_DIR", default=str(VAR_DIR / "reward_models")))
 EXPORT_DIR = Path(env.str("EXPORT_DIR", default=str(VAR_DIR / "exports")))
 

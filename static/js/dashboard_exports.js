@@ -24,3 +24,14 @@
   }
   poll();
 })();
+
+// "Download now" is a GET: keep the CSRF token (needed by the background POST) out of its URL.
+(function () {
+  var button = document.getElementById("download-now");
+  var token = document.querySelector("#export-form [name=csrfmiddlewaretoken]");
+  if (!button || !token) return;
+  button.addEventListener("click", function () {
+    token.disabled = true;
+    setTimeout(function () { token.disabled = false; }, 0);
+  });
+})();

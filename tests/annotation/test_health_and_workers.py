@@ -217,3 +217,20 @@ def test_embedded_sqlite_runs_in_wal_mode_with_immediate_transactions(tmp_path):
     journal_mode, transaction_mode, name = result.stdout.split()
     assert (journal_mode, transaction_mode) == ("wal", "IMMEDIATE")
     assert name == str(tmp_path / "db.sqlite3")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("GENERATION_THREADS", "abc", "GENERATION_THREADS must be an integer, not 'abc'"),
+        ("GENERATION_HTTP_READ_TIMEOUT", "0", "GENERATION_HTTP_READ_TIMEOUT must be at least 0.1"),
+        ("DATABASE_URL", "nosuchdb://x", "nosuchdb"),
+    ],
+)
+def test_a_wrong_setting_fails_with_its_name(name, value, message):
+    env = {**os.environ, name: value, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert message in result.stderr

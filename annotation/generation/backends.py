@@ -1,0 +1,44 @@
+"""Choosing a backend and its sampling settings from a project."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from annotation.generation.base import GenerationBackend, GenerationFailed, SamplingParams
+from annotation.generation.embedded import EmbeddedBackend
+from annotation.generation.openai_http import OpenAICompatibleBackend
+from annotation.models import Project
+from annotation.models.projects import GenerationBackend as BackendChoice
+
+
+def sampling_for_project(*, project: Project) -> SamplingParams:
+    """The project's sampling settings, checked: a bad value stored by hand gets a clear error."""
+    stop = project.stop_sequences or []
+    if not isinstance(stop, list) or not all(isinstance(item, str) and item for item in stop):
+        raise GenerationFailed("stop sequences must be a JSON list of non-empty strings")
+    if not 0.0 <= project.temperature <= 2.0:
+        raise GenerationFailed(f"temperature must be between 0 and 2, not {project.temperature}")
+    if not 0.0 <= project.top_p <= 1.0:
+        raise GenerationFailed(f"top_p must be between 0 and 1, not {project.top_p}")
+    if project.max_tokens < 1:
+        raise GenerationFailed("max_tokens must be at least 1")
+    return SamplingParams(
+        temperature=float(project.temperature),
+        top_p=float(project.top_p),
+        max_tokens=int(project.max_tokens),
+        stop=tuple(stop),
+    )
+
+
+def backend_for_project(*, project: Project) -> GenerationBackend:
+    """The backend the project is set to use. Raises GenerationFailed when its settings are incomplete."""
+    if project.generation_backend == BackendChoice.EMBEDDED:
+        model_path = project.generation_model or settings.GENERATION_DEFAULT_MODEL or None
+        return EmbeddedBackend(model_path=model_path)
+    if project.generation_backend == BackendChoice.OPENAI:
+        return OpenAICompatibleBackend(
+            base_url=project.generation_base_url,
+            model=project.generation_model,
+            api_key=project.generation_api_key,
+        )
+    raise GenerationFailed(f"unknown generation backend {project.generation_backend!r}")

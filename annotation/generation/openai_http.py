@@ -1,0 +1,218 @@
+"""The OpenAI-compatible backend: `POST {base_url}/chat/completions` on vLLM, TGI, Ollama,
+llama.cpp's server or a hosted API.
+
+Every request has a connect and a read timeout. 429, 5xx, timeouts and refused connections are
+retried here a few times with exponential backoff (honouring a short Retry-After); if they persist
+the backend raises GenerationUnavailable and the Celery task retries later. Any other 4xx is a
+setting to fix and raises GenerationFailed with the server's reason.
+
+The API key goes into the Authorization header and nowhere else: not in messages, logs, reprs or
+provenance. Error texts from the server are scrubbed of it in case a server echoes it back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from django.conf import settings
+
+from annotation.generation.base import Completion, GenerationFailed, GenerationUnavailable, SamplingParams
+from annotation.generation.formatting import completion_clean
+
+logger = logging.getLogger(__name__)
+
+# Defaults, each overridable in settings: a server that does not accept a connection in 5 s is
+# down; a 120 s read leaves room for a long answer from a busy server.
+CONNECT_TIMEOUT_SECONDS = 5.0
+READ_TIMEOUT_SECONDS = 120.0
+# Three tries with 1 s, 2 s between them ride out a restart or a burst of 429s without holding a
+# worker for long; the task's own retries (minutes apart) cover longer outages.
+MAX_ATTEMPTS = 3
+BACKOFF_SECONDS = 1.0
+RETRY_AFTER_CAP_SECONDS = 30.0
+# Requests in flight at once for one prompt's samples; servers batch them (vLLM, TGI, llama.cpp
+# with parallel slots), and 4 covers the default K without flooding a small server.
+CONCURRENCY = 4
+RETRYABLE_STATUS = frozenset({408, 425, 429})
+ERROR_EXCERPT_CHARS = 300
+
+
+def _setting(name: str, default: float) -> float:
+    return float(getattr(settings, name, default))
+
+
+class OpenAICompatibleBackend:
+    """Samples by chat completions, one request per seed (so each candidate has its own seed), a few
+    at a time."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model: str,
+        api_key: str = "",
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+        max_attempts: int | None = None,
+        backoff_seconds: float | None = None,
+    ) -> None:
+        if not base_url:
+            raise GenerationFailed("the project uses the OpenAI-compatible backend but has no base URL")
+        if not base_url.startswith(("http://", "https://")):
+            raise GenerationFailed(f"the base URL must start with http:// or https://, not {base_url!r}")
+        if not model:
+            raise GenerationFailed("the project uses the OpenAI-compatible backend but names no model")
+        self.base_url = base_url.rstrip("/")
+        # Messages name the server without any user:password@ written into the URL.
+        parts = urlsplit(self.base_url)
+        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+        self._shown_url = urlunsplit(parts._replace(netloc=host)) + "/chat/completions"
+        self.model_name = model
+        self._api_key = api_key
+        self.connect_timeout = connect_timeout or _setting(
+            "GENERATION_HTTP_CONNECT_TIMEOUT", CONNECT_TIMEOUT_SECONDS
+        )
+        self.read_timeout = read_timeout or _setting("GENERATION_HTTP_READ_TIMEOUT", READ_TIMEOUT_SECONDS)
+        self.max_attempts = max(
+            1, int(max_attempts or _setting("GENERATION_HTTP_MAX_ATTEMPTS", MAX_ATTEMPTS))
+        )
+        self.backoff_seconds = (
+            backoff_seconds
+            if backoff_seconds is not None
+            else _setting("GENERATION_HTTP_BACKOFF_SECONDS", BACKOFF_SECONDS)
+        )
+        self.concurrency = max(1, int(_setting("GENERATION_HTTP_CONCURRENCY", CONCURRENCY)))
+        # One pooled session, shared by the request threads: urllib3's connection pool is thread-safe
+        # and nothing here uses cookies.
+        self._session = requests.Session()
+
+    def __repr__(self) -> str:  # the key stays out of reprs, and so out of tracebacks and logs
+        return f"OpenAICompatibleBackend(endpoint={self._shown_url!r}, model={self.model_name!r})"
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    def sampling_record(self, *, sampling: SamplingParams) -> dict[str, Any]:
+        record = sampling.as_dict()
+        record["endpoint"] = "chat/completions"
+        return record
+
+    def generate(
+        self, *, turns: list[dict[str, str]], sampling: SamplingParams, seeds: Sequence[int]
+    ) -> list[Completion]:
+        def complete(seed: int) -> Completion:
+            payload: dict[str, Any] = {
+                "model": self.model_name,
+                "messages": turns,
+                "temperature": sampling.temperature,
+                "top_p": sampling.top_p,
+                "max_tokens": sampling.max_tokens,
+                "seed": seed,
+            }
+            if sampling.stop:
+                payload["stop"] = list(sampling.stop)
+            started = time.perf_counter()
+            body = self._post(payload)
+            return self._completion_parse(body, seed=seed, seconds=time.perf_counter() - started)
+
+        if len(seeds) <= 1 or self.concurrency <= 1:
+            return [complete(seed) for seed in seeds]
+        # Concurrent requests: a serving engine batches them, so K answers take about as long as one.
+        with ThreadPoolExecutor(max_workers=min(len(seeds), self.concurrency)) as pool:
+            return list(pool.map(complete, seeds))
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        return headers
+
+    def _scrub(self, text: str) -> str:
+        text = text[:ERROR_EXCERPT_CHARS]
+        return text.replace(self._api_key, "[key]") if self._api_key else text
+
+    def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST with retries; returns the decoded JSON body or raises a GenerationFailed subclass."""
+        problem = ""
+        for attempt in range(1, self.max_attempts + 1):
+            retry_after: float | None = None
+            try:
+                response = self._session.post(
+                    self.endpoint,  # the real URL; messages below show _shown_url
+                    json=payload,
+                    headers=self._headers(),
+                    timeout=(self.connect_timeout, self.read_timeout),
+                )
+            except requests.Timeout:
+                problem = f"{self._shown_url} timed out (connect {self.connect_timeout:g} s, read {self.read_timeout:g} s)"
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
+                problem = f"cannot connect to {self._shown_url}: {type(error).__name__}"
+            except requests.RequestException as error:
+                raise GenerationFailed(
+                    f"request to {self._shown_url} failed: {type(error).__name__}"
+                ) from None
+            else:
+                if response.status_code < 300:
+                    try:
+                        return response.json()
+                    except ValueError:
+                        raise GenerationFailed(
+                            f"{self._shown_url} answered {response.status_code} with a body that is not JSON"
+                        ) from None
+                reason = self._scrub(response.text.strip())
+                if response.status_code < 500 and response.status_code not in RETRYABLE_STATUS:
+                    hint = " (check that the base URL ends in /v1)" if response.status_code == 404 else ""
+                    raise GenerationFailed(
+                        f"{self._shown_url} refused the request with HTTP {response.status_code}{hint}: {reason}",
+                        details={"status": response.status_code},
+                    )
+                problem = f"{self._shown_url} answered HTTP {response.status_code}: {reason}"
+                retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+            if attempt < self.max_attempts:
+                delay = retry_after if retry_after is not None else self.backoff_seconds * 2 ** (attempt - 1)
+                logger.warning("generation request attempt %d/%d: %s", attempt, self.max_attempts, problem)
+                time.sleep(delay)
+        raise GenerationUnavailable(f"{problem} (after {self.max_attempts} attempts)")
+
+    def _completion_parse(self, body: Any, *, seed: int, seconds: float) -> Completion:
+        try:
+            choice = body["choices"][0]
+            content = choice["message"].get("content") or ""
+            usage = body.get("usage") or {}
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise GenerationFailed(
+                f"{self._shown_url} returned a body without choices[0].message; is it OpenAI-compatible?"
+            ) from None
+        if not isinstance(content, str):
+            raise GenerationFailed(f"{self._shown_url} returned non-text message content")
+        return Completion(
+            text=completion_clean(text=content),
+            seed=seed,
+            prompt_tokens=_int_or_none(usage.get("prompt_tokens")),
+            completion_tokens=_int_or_none(usage.get("completion_tokens")),
+            seconds=seconds,
+            finish_reason=str(choice.get("finish_reason") or ""),
+        )
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After in seconds when given as a number, capped so one answer cannot stall a worker."""
+    if not value:
+        return None
+    try:
+        return max(0.0, min(float(value), RETRY_AFTER_CAP_SECONDS))
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and value >= 0 else None
