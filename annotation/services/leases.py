@@ -1,14 +1,18 @@
-"""Lease housekeeping shared by the queue and the periodic jobs."""
+"""Lease housekeeping shared by the queue and the periodic jobs, and the SQL every lease runs."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
+from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from annotation.models import Assignment
-from annotation.models.assignments import AssignmentStatus
+from annotation.models import Assignment, Candidate, Demonstration, Project, Prompt, Ranking
+from annotation.models.assignments import AssignmentStatus, TaskKind
+from annotation.models.rankings import RankingSource
+from annotation.selectors.queue import slot_capacity
 
 
 @transaction.atomic
@@ -22,3 +26,127 @@ def assignments_expire(*, now: datetime | None = None) -> int:
     return Assignment.objects.filter(status=AssignmentStatus.LEASED, expires_at__lte=now).update(
         status=AssignmentStatus.EXPIRED
     )
+
+
+# ---- The SQL every lease runs ------------------------------------------------------------------------
+# Written out rather than composed with the ORM: these run on every lease, and composing the
+# equivalent querysets (a dozen EXISTS clauses) cost several times more CPU than running them.
+# They read the same rules as annotation.selectors.queue.prompts_needing_work, which stays the
+# exact (slower) answer used for counts and as the lease's last resort.
+
+_P, _A = Prompt._meta.db_table, Assignment._meta.db_table
+_C, _D, _R = Candidate._meta.db_table, Demonstration._meta.db_table, Ranking._meta.db_table
+# "LIMIT 1 OFFSET 0" keeps PostgreSQL from flattening each EXISTS into a join: as per-row filters,
+# ORDER BY priority, id LIMIT 1 walks the (project, -priority, id) index and stops at the first match.
+_HOLDS_SLOT = (
+    f"(a.status = '{AssignmentStatus.SUBMITTED}'"
+    f" OR (a.status = '{AssignmentStatus.LEASED}' AND a.expires_at > %(now)s))"
+)
+
+
+def _done_sql(kind: str) -> str:
+    if kind == TaskKind.RANK:
+        return f"SELECT 1 FROM {_R} r WHERE r.prompt_id = p.id AND r.source = '{RankingSource.LABELER}'"
+    return f"SELECT 1 FROM {_D} d WHERE d.prompt_id = p.id"
+
+
+def _labeler_may_take_sql(kind: str) -> str:
+    """Not held, done or skipped by this labeler; for ranking, K candidates and none of theirs."""
+    clauses = [
+        "p.project_id = %(project)s",
+        f"NOT EXISTS (SELECT 1 FROM {_A} m WHERE m.prompt_id = p.id AND m.labeler_id = %(labeler)s"
+        f" AND m.kind = %(kind)s AND m.status <> '{AssignmentStatus.EXPIRED}' LIMIT 1 OFFSET 0)",
+    ]
+    if kind == TaskKind.RANK:
+        clauses += [
+            f"EXISTS (SELECT 1 FROM {_C} c WHERE c.prompt_id = p.id LIMIT 1 OFFSET %(k_minus_one)s)",
+            f"NOT EXISTS (SELECT 1 FROM {_R} r WHERE r.prompt_id = p.id AND r.labeler_id = %(labeler)s"
+            " LIMIT 1 OFFSET 0)",
+            f"NOT EXISTS (SELECT 1 FROM {_C} c JOIN {_D} d ON d.id = c.demonstration_id"
+            " WHERE c.prompt_id = p.id AND d.labeler_id = %(labeler)s LIMIT 1 OFFSET 0)",
+        ]
+    else:
+        clauses.append(
+            f"NOT EXISTS (SELECT 1 FROM {_D} d WHERE d.prompt_id = p.id AND d.labeler_id = %(labeler)s"
+            " LIMIT 1 OFFSET 0)"
+        )
+    return " AND ".join(clauses)
+
+
+@lru_cache(maxsize=64)
+def _next_prompt_sql(*, path: str, kind: str, rejected: int, lock: bool) -> str:
+    if path == "partly_done":
+        # Prompts with slots held through assignments but not all of them: breadth-first.
+        source = (
+            f"p.id IN (SELECT a.prompt_id FROM {_A} a WHERE a.project_id = %(project)s"
+            f" AND a.kind = %(kind)s AND {_HOLDS_SLOT} GROUP BY a.prompt_id HAVING COUNT(*) < %(capacity)s)"
+        )
+    else:
+        # Prompts nobody holds or has done.
+        source = (
+            f"NOT EXISTS (SELECT 1 FROM {_A} a WHERE a.prompt_id = p.id AND a.kind = %(kind)s"
+            f" AND {_HOLDS_SLOT} LIMIT 1 OFFSET 0) AND NOT EXISTS ({_done_sql(kind)} LIMIT 1 OFFSET 0)"
+        )
+    not_rejected = (
+        " AND p.id NOT IN ({})".format(", ".join(f"%(rejected{i})s" for i in range(rejected)))
+        if rejected
+        else ""
+    )
+    return (
+        f"SELECT p.id FROM {_P} p WHERE {source} AND {_labeler_may_take_sql(kind)}{not_rejected}"
+        f" ORDER BY p.priority DESC, p.id LIMIT 1{' FOR UPDATE OF p SKIP LOCKED' if lock else ''}"
+    )
+
+
+def prompt_next_locked(
+    *, path: str, project: Project, labeler_id: int, kind: str, now: datetime, rejected: list[int]
+) -> int | None:
+    """The first prompt on `path` ("partly_done" or "untouched") this labeler may take, row-locked.
+
+    On PostgreSQL the row is locked FOR UPDATE, skipping rows other leases hold; the caller must
+    be inside a transaction and re-count the slot before writing. None when nothing is free.
+    """
+    params: dict[str, Any] = {
+        "project": project.pk,
+        "labeler": labeler_id,
+        "kind": kind,
+        "now": connection.ops.adapt_datetimefield_value(now),
+        "capacity": slot_capacity(project=project, kind=kind),
+        "k_minus_one": project.k - 1,
+    }
+    params.update({f"rejected{i}": prompt_id for i, prompt_id in enumerate(rejected)})
+    sql = _next_prompt_sql(
+        path=path,
+        kind=kind,
+        rejected=len(rejected),
+        lock=connection.features.has_select_for_update_skip_locked,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def slots_taken(*, prompt_id: int, kind: str, now: datetime, exclude_assignment_id: int | None = None) -> int:
+    """Submitted work plus live leases of this kind on one prompt (optionally leaving one lease out).
+
+    Run under the prompt's row lock, this is the count a lease or a late submission trusts.
+    """
+    done = (
+        f"SELECT COUNT(*) FROM {_R} r WHERE r.prompt_id = %(prompt)s AND r.source = '{RankingSource.LABELER}'"
+        if kind == TaskKind.RANK
+        else f"SELECT COUNT(*) FROM {_D} d WHERE d.prompt_id = %(prompt)s"
+    )
+    sql = (
+        f"SELECT ({done}) + (SELECT COUNT(*) FROM {_A} a WHERE a.prompt_id = %(prompt)s AND a.kind = %(kind)s"
+        f" AND a.status = '{AssignmentStatus.LEASED}' AND a.expires_at > %(now)s AND a.id <> %(exclude)s)"
+    )
+    params: dict[str, Any] = {
+        "prompt": prompt_id,
+        "kind": kind,
+        "now": connection.ops.adapt_datetimefield_value(now),
+        "exclude": exclude_assignment_id or 0,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.fetchone()[0])

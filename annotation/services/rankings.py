@@ -188,7 +188,7 @@ def ranking_record(
 def ranking_submit(
     *,
     assignment_id: int,
-    labeler: AbstractBaseUser,
+    labeler: User,
     order: Any,
     idempotency_key: str,
     items: dict[int, ItemInput] | None = None,
@@ -201,8 +201,8 @@ def ranking_submit(
     then stores the ranking of exactly the candidates they were shown with its comparisons.
     A retry with the same idempotency key returns the first ranking and writes nothing.
     """
-    # Imported here: the assignments service imports the queue selectors, which import models only,
-    # but keeping rankings.py importable on its own lets the other services use ranking_record freely.
+    # Imported here so that rankings.py, which other services import for ranking_record, pulls in
+    # the queue machinery only when a labeler actually submits.
     from annotation.services.assignments import assignment_claim_for_submit, assignment_mark_submitted
     from annotation.services.demonstrations import seconds_spent_validate
 

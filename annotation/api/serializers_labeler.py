@@ -1,0 +1,146 @@
+"""Small input and output serializers of the labeler API, one pair per operation."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from annotation.models.assignments import TaskKind
+from annotation.services.rankings import comparisons_from_order
+
+
+class LeaseInputSerializer(serializers.Serializer):
+    project = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    kind = serializers.ChoiceField(
+        choices=[*TaskKind.values, "any"], required=False, default="any", help_text="demonstrate, rank or any"
+    )
+
+
+class ProjectWorkSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="project.id")
+    name = serializers.CharField(source="project.name")
+    demonstrate = serializers.IntegerField(help_text="Demonstrate tasks this labeler could take now.")
+    rank = serializers.IntegerField(help_text="Rank tasks this labeler could take now.")
+
+
+class HeldTaskSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    project = serializers.IntegerField(source="project_id")
+    expires_at = serializers.DateTimeField()
+
+
+class WorkOutputSerializer(serializers.Serializer):
+    projects = ProjectWorkSerializer(many=True)
+    held = HeldTaskSerializer(many=True)
+    counts = serializers.DictField(child=serializers.IntegerField())
+
+
+class TaskProjectSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    guidelines_html = serializers.CharField(help_text="The project's Markdown guidelines, sanitised HTML.")
+    k = serializers.IntegerField()
+    min_demonstration_chars = serializers.IntegerField()
+
+
+class TaskPromptSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    turns = serializers.ListField(child=serializers.DictField(child=serializers.CharField()))
+
+
+class TaskCandidateSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    text = serializers.CharField()
+
+
+class FlagSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    label = serializers.CharField()
+
+
+class TaskOutputSerializer(serializers.Serializer):
+    """One task as the labeler sees it: no model names, no provenance, nobody else's work."""
+
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    leased_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    submitted_at = serializers.DateTimeField(allow_null=True)
+    project = TaskProjectSerializer()
+    prompt = TaskPromptSerializer()
+    candidates = TaskCandidateSerializer(many=True, help_text="In the order shown to this labeler.")
+    flags = FlagSerializer(many=True)
+    draft = serializers.DictField()
+    draft_saved_at = serializers.DateTimeField(allow_null=True)
+
+
+class DraftInputSerializer(serializers.Serializer):
+    draft = serializers.JSONField(help_text="Any JSON object; the page stores its work in progress here.")
+
+
+class DraftOutputSerializer(serializers.Serializer):
+    draft_saved_at = serializers.DateTimeField()
+
+
+class SkipInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=2000)
+
+
+class SkipOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    skip_reason = serializers.CharField()
+
+
+class SubmitBaseInputSerializer(serializers.Serializer):
+    idempotency_key = serializers.CharField(
+        max_length=100, help_text="Chosen by the client; a retry with the same key returns the first result."
+    )
+    seconds_spent = serializers.FloatField(required=False, default=0.0)
+
+
+class DemonstrationSubmitInputSerializer(SubmitBaseInputSerializer):
+    # Blank allowed here so that the service answers an empty answer with its own clear message.
+    text = serializers.CharField(allow_blank=True, trim_whitespace=False)
+
+
+class DemonstrationOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    assignment = serializers.IntegerField(source="assignment_id")
+    prompt = serializers.IntegerField(source="prompt_id")
+    text = serializers.CharField()
+    seconds_spent = serializers.FloatField()
+    created_at = serializers.DateTimeField()
+
+
+class RankingItemInputSerializer(serializers.Serializer):
+    candidate = serializers.IntegerField()
+    # No range here: the ranking service refuses a rating outside 1-7 naming the candidate.
+    rating = serializers.IntegerField(required=False, allow_null=True)
+    flags = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list)
+
+
+class RankingSubmitInputSerializer(SubmitBaseInputSerializer):
+    order = serializers.JSONField(help_text="Tie groups of candidate ids, best first: [[3], [1, 4], [2]].")
+    items = RankingItemInputSerializer(many=True, required=False, default=list)
+    comment = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+
+
+class RankingOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    assignment = serializers.IntegerField(source="assignment_id")
+    prompt = serializers.IntegerField(source="prompt_id")
+    order = serializers.JSONField()
+    comparisons = serializers.SerializerMethodField(help_text="How many (better, worse) pairs were stored.")
+    seconds_spent = serializers.FloatField()
+    created_at = serializers.DateTimeField()
+
+    def get_comparisons(self, ranking) -> int:
+        # The stored comparisons are exactly the pairs the stored order implies: no need to count rows.
+        return len(comparisons_from_order(order=ranking.order))
+
+
+class MeOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()

@@ -1,0 +1,148 @@
+"""Reads for the labeler task queue: which prompts still need work, counts, and a task as shown.
+
+The same queryset (`prompts_needing_work`) feeds the counts on the home page and the lease
+service, so what a labeler is told is available is exactly what leasing can hand out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from annotation.models import Assignment, Candidate, Demonstration, Project, Prompt, Ranking
+from annotation.models.assignments import AssignmentStatus, TaskKind
+from annotation.models.rankings import FLAG_CHOICES, RankingSource
+from annotation.selectors.projects import guidelines_html, projects_for_labeler
+
+KINDS: tuple[str, ...] = (TaskKind.RANK, TaskKind.DEMONSTRATE)
+
+
+def _count(queryset: QuerySet) -> Coalesce:
+    """A correlated COUNT(*) subquery over rows of one prompt (0 when there are none)."""
+    grouped = queryset.order_by().values("prompt").annotate(n=Count("pk")).values("n")[:1]
+    return Coalesce(Subquery(grouped, output_field=IntegerField()), Value(0))
+
+
+def live_leases(*, now: datetime) -> Q:
+    """Leases that still hold a slot: leased and not past expiry (the periodic job may lag)."""
+    return Q(status=AssignmentStatus.LEASED, expires_at__gt=now)
+
+
+def slot_capacity(*, project: Project, kind: str) -> int:
+    return project.rankings_per_prompt if kind == TaskKind.RANK else project.demonstrations_per_prompt
+
+
+def prompts_needing_work(
+    *, project: Project, labeler: User, kind: str, now: datetime | None = None
+) -> QuerySet[Prompt]:
+    """Prompts of `project` with a free slot of `kind` that `labeler` may take, in serving order.
+
+    A rank slot also needs the project's K candidates ready. The labeler must not hold, have done,
+    or have skipped that task, and must not rank a prompt where their own demonstration is a
+    candidate. Order: partly done first (to finish prompts), then priority, then age.
+    """
+    now = now or timezone.now()
+    capacity = slot_capacity(project=project, kind=kind)
+    live = _count(Assignment.objects.filter(live_leases(now=now), prompt=OuterRef("pk"), kind=kind))
+    mine = Assignment.objects.filter(prompt=OuterRef("pk"), labeler=labeler, kind=kind).exclude(
+        status=AssignmentStatus.EXPIRED
+    )
+    prompts = Prompt.objects.filter(project=project).filter(~Exists(mine))
+    if kind == TaskKind.RANK:
+        done = _count(Ranking.objects.filter(prompt=OuterRef("pk"), source=RankingSource.LABELER))
+        prompts = (
+            prompts.annotate(ready=_count(Candidate.objects.filter(prompt=OuterRef("pk"))))
+            .filter(ready__gte=project.k)
+            .filter(
+                ~Exists(Ranking.objects.filter(prompt=OuterRef("pk"), labeler=labeler)),
+                ~Exists(Candidate.objects.filter(prompt=OuterRef("pk"), demonstration__labeler=labeler)),
+            )
+        )
+    else:
+        done = _count(Demonstration.objects.filter(prompt=OuterRef("pk")))
+        prompts = prompts.filter(
+            ~Exists(Demonstration.objects.filter(prompt=OuterRef("pk"), labeler=labeler))
+        )
+    return (
+        prompts.annotate(filled=done + live)
+        .filter(filled__lt=capacity)
+        .order_by(F("filled").desc(), "-priority", "id")
+    )
+
+
+def work_available(*, labeler: User, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Per project the labeler may work in: how many demonstrate and rank tasks they could take now."""
+    now = now or timezone.now()
+    rows = []
+    for project in projects_for_labeler(user=labeler):
+        counts = {
+            kind: (
+                prompts_needing_work(project=project, labeler=labeler, kind=kind, now=now).count()
+                if slot_capacity(project=project, kind=kind) > 0
+                else 0
+            )
+            for kind in KINDS
+        }
+        rows.append({"project": project, **counts})
+    return rows
+
+
+def labeler_counts(*, labeler: User, now: datetime | None = None) -> dict[str, int]:
+    """The labeler's own submitted work: today (server time zone) and in total."""
+    now = now or timezone.now()
+    midnight = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    demonstrations = Demonstration.objects.filter(labeler=labeler)
+    rankings = Ranking.objects.filter(labeler=labeler)
+    return {
+        "demonstrations_today": demonstrations.filter(created_at__gte=midnight).count(),
+        "demonstrations_total": demonstrations.count(),
+        "rankings_today": rankings.filter(created_at__gte=midnight).count(),
+        "rankings_total": rankings.count(),
+    }
+
+
+def live_assignments_for_labeler(*, labeler: User, now: datetime | None = None) -> QuerySet:
+    """Tasks the labeler holds right now, oldest first, in active projects."""
+    now = now or timezone.now()
+    return (
+        Assignment.objects.filter(live_leases(now=now), labeler=labeler, project__is_active=True)
+        .select_related("project")
+        .order_by("leased_at")
+    )
+
+
+def assignment_task_data(*, assignment: Assignment) -> dict[str, Any]:
+    """Everything a labeler needs to do one task, and nothing about models or other labelers.
+
+    Candidates come in the assignment's shown order, as id and text only.
+    """
+    project, prompt = assignment.project, assignment.prompt
+    candidates: list[dict[str, Any]] = []
+    if assignment.kind == TaskKind.RANK:
+        texts = dict(Candidate.objects.filter(pk__in=assignment.shown_order).values_list("pk", "text"))
+        candidates = [{"id": pk, "text": texts[pk]} for pk in assignment.shown_order if pk in texts]
+    return {
+        "id": assignment.pk,
+        "kind": assignment.kind,
+        "status": assignment.status,
+        "leased_at": assignment.leased_at,
+        "expires_at": assignment.expires_at,
+        "submitted_at": assignment.submitted_at,
+        "project": {
+            "id": project.pk,
+            "name": project.name,
+            "guidelines_html": guidelines_html(project=project),
+            "k": project.k,
+            "min_demonstration_chars": project.min_demonstration_chars,
+        },
+        "prompt": {"id": prompt.pk, "turns": prompt.turns},
+        "candidates": candidates,
+        "flags": [{"key": key, "label": label} for key, label in FLAG_CHOICES],
+        "draft": assignment.draft or {},
+        "draft_saved_at": assignment.draft_saved_at,
+    }

@@ -1,0 +1,316 @@
+"""Writes for the task queue: leasing a task, skipping it, saving drafts, claiming it for a submission.
+
+Concurrency: on PostgreSQL the lease locks the chosen prompt row with
+`SELECT ... FOR UPDATE SKIP LOCKED`, so labelers asking at once take different prompts and never
+wait on each other, then re-counts the slot under that lock (every lease of a prompt holds the
+lock while it writes, so the count cannot change underneath). On SQLite the IMMEDIATE transaction
+takes the database write lock at BEGIN, which serialises leases by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
+from django.db import connection, transaction
+from django.utils import timezone
+
+from annotation.errors import Conflict, NotFound, ValidationFailed
+from annotation.models import Assignment, Candidate, Project, Prompt
+from annotation.models.assignments import AssignmentStatus, TaskKind
+from annotation.selectors.projects import project_get_for_labeler, projects_for_labeler
+from annotation.selectors.queue import KINDS, prompts_needing_work, slot_capacity
+from annotation.services.leases import prompt_next_locked, slots_taken
+
+MAX_DRAFT_CHARS = 200_000
+MAX_SKIP_REASON_CHARS = 500
+# When every prompt with a free slot is locked by labelers mid-lease, try again shortly: their
+# transactions last milliseconds. Bounded so a request never hangs (under 0.3 s of sleep in all).
+LEASE_ATTEMPTS = 8
+LEASE_RETRY_SECONDS = 0.005
+LEASE_RETRY_MAX_SECONDS = 0.05
+# Prompts found full on re-check before giving up (each costs one count under lock).
+MAX_REJECTED = 50
+
+
+def assignment_get_for_labeler(*, assignment_id: int, labeler: User, lock: bool = False) -> Assignment:
+    """The labeler's own assignment, or NotFound: another labeler's task looks like no task at all."""
+    assignments = Assignment.objects.select_related("project", "prompt")
+    if lock:
+        assignments = assignments.select_for_update(of=("self",))
+    assignment = assignments.filter(pk=assignment_id, labeler=labeler).first()
+    if assignment is None:
+        raise NotFound(f"assignment {assignment_id} not found", code="assignment_not_found")
+    return assignment
+
+
+def _lock_labeler(labeler: User) -> None:
+    """Serialise one labeler's own queue requests (two tabs asking at once get one task)."""
+    if connection.vendor == "postgresql":
+        list(get_user_model().objects.select_for_update().filter(pk=labeler.pk).values_list("pk"))
+
+
+def _shown_order(*, prompt_id: int, labeler_id: int, leased_at: datetime, k: int) -> list[int]:
+    """K of the prompt's candidates in a shuffled order, seeded by the assignment's own fields.
+
+    The seed (prompt, labeler, lease time) is stored on the row, so the choice can be reproduced.
+    """
+    ids = sorted(Candidate.objects.filter(prompt_id=prompt_id).values_list("pk", flat=True))
+    rng = random.Random(f"assignment-{prompt_id}-{labeler_id}-{leased_at.isoformat()}")
+    chosen = rng.sample(ids, k) if len(ids) > k else ids
+    rng.shuffle(chosen)
+    return chosen
+
+
+def _carried_draft(*, labeler: User, prompt_id: int, kind: str) -> tuple[dict, datetime | None]:
+    """The draft of this labeler's last expired lease on the same task, so re-leasing loses nothing."""
+    previous = (
+        Assignment.objects.filter(
+            labeler=labeler, prompt_id=prompt_id, kind=kind, status=AssignmentStatus.EXPIRED
+        )
+        .exclude(draft_saved_at=None)
+        .order_by("-draft_saved_at")
+        .values_list("draft", "draft_saved_at")
+        .first()
+    )
+    return previous if previous else ({}, None)
+
+
+def _lease_in_project(*, project: Project, labeler: User, kind: str, now: datetime) -> Assignment | None:
+    capacity = slot_capacity(project=project, kind=kind)
+    if capacity <= 0:
+        return None
+    rejected: list[int] = []
+    attempt = 0
+    while attempt < LEASE_ATTEMPTS:
+        attempt += 1
+        # Cheapest first: partly done prompts (breadth-first), then untouched ones in priority
+        # order; the exact ORM query is the last resort (it also finds prompts whose work came
+        # without assignments, e.g. rankings written by other means).
+        prompt_id = None
+        for path in ("partly_done", "untouched"):
+            prompt_id = prompt_next_locked(
+                path=path, project=project, labeler_id=labeler.pk, kind=kind, now=now, rejected=rejected
+            )
+            if prompt_id is not None:
+                break
+        if prompt_id is None:
+            prompt_id = (
+                prompts_needing_work(project=project, labeler=labeler, kind=kind, now=now)
+                .exclude(pk__in=rejected)
+                .select_for_update(skip_locked=True, of=("self",))
+                .values_list("pk", flat=True)
+                .first()
+            )
+        if prompt_id is None:
+            # Nothing unlocked. If some prompt still shows a free slot, others hold it mid-lease:
+            # their lease may not take its last slot, so look again once they commit.
+            exact = prompts_needing_work(project=project, labeler=labeler, kind=kind, now=now)
+            if connection.vendor != "postgresql" or not exact.exclude(pk__in=rejected).exists():
+                return None
+            time.sleep(min(LEASE_RETRY_SECONDS * (2**attempt), LEASE_RETRY_MAX_SECONDS))
+            continue
+        # Re-count under the lock: the paths' counts may predate a lease that just committed.
+        if slots_taken(prompt_id=prompt_id, kind=kind, now=now) >= capacity:
+            rejected.append(prompt_id)
+            attempt -= 1  # a full prompt is not contention; only sleeps count against the limit
+            if len(rejected) > MAX_REJECTED:
+                return None
+            continue
+        return _assignment_create(project=project, prompt_id=prompt_id, labeler=labeler, kind=kind, now=now)
+    return None
+
+
+def _assignment_create(
+    *, project: Project, prompt_id: int, labeler: User, kind: str, now: datetime
+) -> Assignment:
+    draft, draft_saved_at = _carried_draft(labeler=labeler, prompt_id=prompt_id, kind=kind)
+    shown_order = (
+        _shown_order(prompt_id=prompt_id, labeler_id=labeler.pk, leased_at=now, k=project.k)
+        if kind == TaskKind.RANK
+        else []
+    )
+    return Assignment.objects.create(
+        project=project,
+        prompt_id=prompt_id,
+        labeler=labeler,
+        kind=kind,
+        status=AssignmentStatus.LEASED,
+        leased_at=now,
+        expires_at=now + timedelta(seconds=project.lease_seconds),
+        shown_order=shown_order,
+        draft=draft,
+        draft_saved_at=draft_saved_at,
+    )
+
+
+@transaction.atomic
+def assignment_lease(
+    *,
+    labeler: User,
+    kind: str | None = None,
+    project_id: int | None = None,
+    now: datetime | None = None,
+) -> tuple[Assignment | None, bool]:
+    """Hand the labeler their next task: (assignment, True) when new, (held lease, False), or (None, False).
+
+    `kind` is "demonstrate", "rank" or None for either (ranking first). `project_id` limits the
+    search to one project the labeler belongs to (NotFound otherwise). A labeler who already
+    holds a live lease matching the request gets that same lease back.
+    """
+    if kind is not None and kind not in KINDS:
+        raise ValidationFailed(
+            f"kind must be one of {', '.join(KINDS)} or empty for either", code="invalid_kind"
+        )
+    now = now or timezone.now()
+    projects = (
+        [project_get_for_labeler(user=labeler, project_id=project_id)]
+        if project_id is not None
+        else list(projects_for_labeler(user=labeler))
+    )
+    _lock_labeler(labeler)
+    held = list(
+        Assignment.objects.filter(labeler=labeler, status=AssignmentStatus.LEASED)
+        .select_related("project", "prompt")
+        .order_by("leased_at")
+    )
+    # The labeler's own stale leases would otherwise keep them from the same prompt until the job runs.
+    stale = [assignment.pk for assignment in held if assignment.expires_at <= now]
+    if stale:
+        Assignment.objects.filter(pk__in=stale, status=AssignmentStatus.LEASED).update(
+            status=AssignmentStatus.EXPIRED
+        )
+    project_ids = {project.pk for project in projects}
+    for assignment in held:
+        if (
+            assignment.expires_at > now
+            and assignment.project_id in project_ids
+            and (kind is None or assignment.kind == kind)
+        ):
+            return assignment, False
+    for project in projects:
+        for wanted in [kind] if kind is not None else list(KINDS):
+            leased = _lease_in_project(project=project, labeler=labeler, kind=wanted, now=now)
+            if leased is not None:
+                return leased, True
+    return None, False
+
+
+@transaction.atomic
+def assignment_skip(*, assignment_id: int, labeler: User, reason: str) -> Assignment:
+    """Give the task back with a reason; the prompt is never offered to this labeler for this kind again."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed("say why you skip this task", code="reason_required")
+    if len(reason) > MAX_SKIP_REASON_CHARS:
+        raise ValidationFailed(
+            f"the reason is longer than {MAX_SKIP_REASON_CHARS} characters", code="reason_too_long"
+        )
+    assignment = assignment_get_for_labeler(assignment_id=assignment_id, labeler=labeler, lock=True)
+    if assignment.status == AssignmentStatus.SKIPPED:
+        return assignment
+    if assignment.status == AssignmentStatus.SUBMITTED:
+        raise Conflict("this task was already submitted; it cannot be skipped", code="already_submitted")
+    if assignment.status == AssignmentStatus.EXPIRED and _newer_lease(assignment).exists():
+        raise Conflict("you hold a newer lease on this task; skip that one", code="newer_lease")
+    assignment.status = AssignmentStatus.SKIPPED
+    assignment.skip_reason = reason
+    assignment.save(update_fields=["status", "skip_reason"])
+    return assignment
+
+
+@transaction.atomic
+def assignment_draft_save(*, assignment_id: int, labeler: User, draft: Any) -> datetime:
+    """Store the page's work in progress on the assignment; returns when it was saved."""
+    if not isinstance(draft, dict):
+        raise ValidationFailed("draft must be a JSON object", code="invalid_draft")
+    if len(json.dumps(draft)) > MAX_DRAFT_CHARS:
+        raise ValidationFailed(f"draft is larger than {MAX_DRAFT_CHARS} characters", code="draft_too_large")
+    assignment = assignment_get_for_labeler(assignment_id=assignment_id, labeler=labeler)
+    if assignment.status in (AssignmentStatus.SUBMITTED, AssignmentStatus.SKIPPED):
+        raise Conflict(
+            f"this task is {assignment.status}; there is no draft to keep",
+            code=f"already_{assignment.status}",
+        )
+    saved_at = timezone.now()
+    # A plain UPDATE, no row lock: autosave must never queue behind a submission.
+    Assignment.objects.filter(
+        pk=assignment.pk, status__in=[AssignmentStatus.LEASED, AssignmentStatus.EXPIRED]
+    ).update(draft=draft, draft_saved_at=saved_at)
+    return saved_at
+
+
+def _newer_lease(assignment: Assignment):
+    return (
+        Assignment.objects.filter(
+            labeler_id=assignment.labeler_id, prompt_id=assignment.prompt_id, kind=assignment.kind
+        )
+        .exclude(status=AssignmentStatus.EXPIRED)
+        .exclude(pk=assignment.pk)
+    )
+
+
+def assignment_claim_for_submit(
+    *, assignment_id: int, labeler: User, kind: str, idempotency_key: str, now: datetime
+) -> tuple[Assignment, bool]:
+    """Lock the labeler's assignment for a submission: (assignment, False) to store, (assignment, True) to replay.
+
+    Must run inside the submitting transaction. A retry with the key that submitted it replays;
+    any other key on a submitted task, a skipped task, or a key used on another task is a Conflict.
+    A lease that expired is still accepted when its slot is free, checked under the prompt lock.
+    """
+    key = (idempotency_key or "").strip()
+    if not key or len(key) > 100:
+        raise ValidationFailed("idempotency_key must be 1-100 characters", code="invalid_idempotency_key")
+    assignment = assignment_get_for_labeler(assignment_id=assignment_id, labeler=labeler, lock=True)
+    if assignment.kind != kind:
+        raise ValidationFailed(
+            f"assignment {assignment.pk} is a {assignment.kind} task, not {kind}", code="wrong_kind"
+        )
+    if assignment.status == AssignmentStatus.SUBMITTED:
+        if assignment.idempotency_key == key:
+            return assignment, True
+        raise Conflict("this task was already submitted", code="already_submitted")
+    if assignment.status == AssignmentStatus.SKIPPED:
+        raise Conflict("this task was skipped; it cannot be submitted", code="skipped")
+    if Assignment.objects.filter(labeler=labeler, idempotency_key=key).exclude(pk=assignment.pk).exists():
+        raise Conflict(
+            "this idempotency_key was already used for another task", code="idempotency_key_reused"
+        )
+    if assignment.status == AssignmentStatus.EXPIRED or assignment.expires_at <= now:
+        _late_submission_check(assignment=assignment, now=now)
+    return assignment, False
+
+
+def _late_submission_check(*, assignment: Assignment, now: datetime) -> None:
+    """Keep work sent after the lease ran out only if nobody has taken its slot since."""
+    Prompt.objects.select_for_update().filter(pk=assignment.prompt_id).values_list("pk").first()
+    newer = _newer_lease(assignment).first()
+    if newer is not None:
+        raise Conflict(
+            "your lease on this task expired and you hold a newer one; submit that one",
+            code="lease_expired",
+            details={"newer_assignment": newer.pk},
+        )
+    capacity = slot_capacity(project=assignment.project, kind=assignment.kind)
+    taken = slots_taken(
+        prompt_id=assignment.prompt_id, kind=assignment.kind, now=now, exclude_assignment_id=assignment.pk
+    )
+    if taken >= capacity:
+        raise Conflict(
+            "your lease on this task expired and other labelers have since filled it; your work was not stored",
+            code="lease_expired",
+            details={"expired_at": assignment.expires_at.isoformat()},
+        )
+
+
+def assignment_mark_submitted(*, assignment: Assignment, idempotency_key: str, now: datetime) -> None:
+    assignment.status = AssignmentStatus.SUBMITTED
+    assignment.submitted_at = now
+    assignment.idempotency_key = idempotency_key.strip()
+    assignment.save(update_fields=["status", "submitted_at", "idempotency_key"])
