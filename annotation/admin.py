@@ -26,6 +26,7 @@ from annotation.models import (
     RankingItem,
 )
 from annotation.services.prompts import prompts_import
+from rewards.admin_actions import retrain_now
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 
@@ -91,7 +92,7 @@ class ProjectAdmin(admin.ModelAdmin):
     ]
     list_filter = ["is_active", "generation_backend"]
     search_fields = ["name", "description"]
-    actions: list = []
+    actions = [retrain_now]
     fieldsets = [
         (None, {"fields": ["name", "description", "guidelines", "is_active"]}),
         (

@@ -199,6 +199,8 @@ GENERATION_HTTP_MAX_ATTEMPTS = _number("GENERATION_HTTP_MAX_ATTEMPTS", 3, minimu
 GENERATION_HTTP_BACKOFF_SECONDS = _number("GENERATION_HTTP_BACKOFF_SECONDS", 1.0, integer=False)
 GENERATION_HTTP_CONCURRENCY = _number("GENERATION_HTTP_CONCURRENCY", 4, minimum=1)
 REWARD_MODEL_ARTIFACT_DIR = Path(env.str("REWARD_MODEL_ARTIFACT_DIR", default=str(VAR_DIR / "reward_models")))
+# A training run whose worker has not reported for this long is marked failed (the worker died).
+REWARD_MODEL_STALE_SECONDS = _number("REWARD_MODEL_STALE_SECONDS", 900, minimum=60)
 EXPORT_DIR = Path(env.str("EXPORT_DIR", default=str(VAR_DIR / "exports")))
 
 LOGGING = {

@@ -1,3 +1,27 @@
-"""Reward-model API: runs, retraining, versions."""
+"""Reward-model API under /api/projects/<id>/reward-models/."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from rewards.api import reward_models
+
+PREFIX = "api/projects/<int:project_id>/reward-models/"
+
+urlpatterns = [
+    path(PREFIX, reward_models.RewardModelListApi.as_view(), name="reward-model-list"),
+    path(f"{PREFIX}retrain", reward_models.RewardModelRetrainApi.as_view(), name="reward-model-retrain"),
+    path(
+        f"{PREFIX}<int:reward_model_id>/",
+        reward_models.RewardModelDetailApi.as_view(),
+        name="reward-model-detail",
+    ),
+    path(
+        f"{PREFIX}<int:reward_model_id>/activate",
+        reward_models.RewardModelActivateApi.as_view(),
+        name="reward-model-activate",
+    ),
+    path(
+        f"{PREFIX}<int:reward_model_id>/cancel",
+        reward_models.RewardModelCancelApi.as_view(),
+        name="reward-model-cancel",
+    ),
+]

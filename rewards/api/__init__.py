@@ -1,0 +1,1 @@
+"""Reward-model API: runs, retraining, versions."""

@@ -1,0 +1,116 @@
+"""Reads for reward models: runs, versions, what is due for retraining, and the data to train on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db.models import QuerySet
+
+from annotation.errors import NotFound
+from annotation.models import Candidate, Comparison, Demonstration, Project, Ranking
+from rewards.ml.examples import RankingExample
+from rewards.models import RewardModel, RewardModelStatus
+
+IN_FLIGHT = (RewardModelStatus.QUEUED, RewardModelStatus.RUNNING)
+
+
+def reward_model_list(*, project: Project) -> QuerySet[RewardModel]:
+    return RewardModel.objects.filter(project=project).order_by("-created_at", "-id")
+
+
+def reward_model_get(*, project: Project, reward_model_id: int) -> RewardModel:
+    reward_model = RewardModel.objects.filter(project=project, pk=reward_model_id).first()
+    if reward_model is None:
+        raise NotFound(f"reward model {reward_model_id} does not exist in this project")
+    return reward_model
+
+
+def reward_model_active(*, project: Project) -> RewardModel | None:
+    return RewardModel.objects.filter(project=project, is_active=True).first()
+
+
+def reward_model_in_flight(*, project: Project) -> RewardModel | None:
+    return RewardModel.objects.filter(project=project, status__in=IN_FLIGHT).first()
+
+
+def reward_model_last_succeeded(*, project: Project) -> RewardModel | None:
+    return (
+        RewardModel.objects.filter(project=project, status=RewardModelStatus.SUCCEEDED)
+        .order_by("-version")
+        .first()
+    )
+
+
+def comparisons_new_count(*, project: Project) -> int:
+    """Comparisons that arrived after the cut-off of the last successful version (all, if none)."""
+    comparisons = Comparison.objects.filter(prompt__project=project)
+    last = reward_model_last_succeeded(project=project)
+    if last is not None and last.data_cutoff is not None:
+        comparisons = comparisons.filter(created_at__gt=last.data_cutoff)
+    return comparisons.count()
+
+
+@dataclass
+class TrainingData:
+    examples: list[RankingExample]
+    demonstrations: list[tuple[list[dict[str, str]], str]]
+    summary: dict[str, Any] = field(default_factory=dict)
+    comparisons: int = 0
+
+
+def training_data(*, project: Project, cutoff: datetime) -> TrainingData:
+    """Every ranking of the project made up to `cutoff`, as training elements, plus demonstrations.
+
+    Order ids are mapped to indices into each ranking's answers; held-out validation later
+    groups by prompt id. Rankings whose candidates have vanished are skipped.
+    """
+    rankings = list(
+        Ranking.objects.filter(prompt__project=project, created_at__lte=cutoff)
+        .select_related("prompt")
+        .order_by("id")
+    )
+    candidate_ids = {cid for ranking in rankings for group in ranking.order for cid in group}
+    texts = dict(Candidate.objects.filter(pk__in=candidate_ids).values_list("id", "text"))
+    examples: list[RankingExample] = []
+    skipped = 0
+    sources: dict[str, int] = {}
+    for ranking in rankings:
+        flat = [cid for group in ranking.order for cid in group]
+        if not flat or any(cid not in texts for cid in flat):
+            skipped += 1
+            continue
+        index = {cid: position for position, cid in enumerate(flat)}
+        examples.append(
+            RankingExample(
+                prompt_key=str(ranking.prompt_id),
+                turns=ranking.prompt.turns,
+                answers=[texts[cid] for cid in flat],
+                order=[[index[cid] for cid in group] for group in ranking.order],
+            )
+        )
+        sources[ranking.source] = sources.get(ranking.source, 0) + 1
+    comparisons = Comparison.objects.filter(prompt__project=project, created_at__lte=cutoff).count()
+    demonstrations = [
+        (turns, text)
+        for turns, text in Demonstration.objects.filter(
+            prompt__project=project, created_at__lte=cutoff
+        ).values_list("prompt__turns", "text")
+    ]
+    summary = {
+        "rankings": len(examples),
+        "rankings_skipped": skipped,
+        "rankings_by_source": sources,
+        "comparisons": comparisons,
+        "prompts": len({example.prompt_key for example in examples}),
+        "demonstrations": len(demonstrations),
+        "cutoff": cutoff.isoformat(),
+    }
+    return TrainingData(
+        examples=examples, demonstrations=demonstrations, summary=summary, comparisons=comparisons
+    )
+
+
+def projects_with_retraining() -> QuerySet[Project]:
+    return Project.objects.filter(is_active=True, retrain_enabled=True).order_by("id")

@@ -1,0 +1,71 @@
+"""Scoring candidates with a reward-model version: CandidateScore rows, idempotent."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from django.db import transaction
+
+from annotation.errors import Conflict, NotFound
+from annotation.models import Candidate
+from rewards.ml.artifacts import artifact_load
+from rewards.ml.scoring import texts_score
+from rewards.models import CandidateScore, RewardModel, RewardModelStatus
+from rewards.services.runs import candidates_score_enqueue
+
+# Candidates scored and written per transaction: bounds memory and keeps progress if interrupted.
+SCORE_BATCH = 256
+
+
+def candidates_score(*, reward_model_id: int) -> int:
+    """Score every candidate of the run's project that this version has not scored yet.
+
+    Returns how many scores were written. Safe to run twice or concurrently: existing scores
+    are skipped and the unique (candidate, reward model) constraint drops duplicates.
+    """
+    reward_model = RewardModel.objects.filter(pk=reward_model_id).first()
+    if reward_model is None:
+        raise NotFound(f"reward model {reward_model_id} does not exist")
+    if reward_model.status != RewardModelStatus.SUCCEEDED or not reward_model.artifact_path:
+        raise Conflict(
+            f"reward model {reward_model_id} is {reward_model.status}; it has no weights to score with"
+        )
+    pending = (
+        Candidate.objects.filter(prompt__project_id=reward_model.project_id)
+        .exclude(scores__reward_model=reward_model)
+        .order_by("id")
+    )
+    if not pending.exists():
+        return 0
+    loaded = artifact_load(reward_model.artifact_path)
+    written = 0
+    last_id = 0
+    while True:
+        batch = list(pending.filter(id__gt=last_id).select_related("prompt")[:SCORE_BATCH])
+        if not batch:
+            return written
+        last_id = batch[-1].id
+        scores = texts_score(loaded, [(candidate.prompt.turns, candidate.text) for candidate in batch])
+        with transaction.atomic():
+            created = CandidateScore.objects.bulk_create(
+                [
+                    CandidateScore(candidate=candidate, reward_model=reward_model, score=score)
+                    for candidate, score in zip(batch, scores, strict=True)
+                ],
+                ignore_conflicts=True,
+            )
+        written += len(created)
+
+
+def reward_models_score_new_candidates() -> list[int]:
+    """Enqueue scoring for every active version whose project has candidates it has not scored
+    (candidates generated after the version was trained). Returns the versions enqueued."""
+    enqueued = []
+    for reward_model in RewardModel.objects.filter(is_active=True, status=RewardModelStatus.SUCCEEDED):
+        unscored = Candidate.objects.filter(prompt__project_id=reward_model.project_id).exclude(
+            scores__reward_model=reward_model
+        )
+        if unscored.exists():
+            transaction.on_commit(partial(candidates_score_enqueue, reward_model.pk))
+            enqueued.append(reward_model.pk)
+    return enqueued

@@ -1,0 +1,74 @@
+"""The reward-model API through real HTTP: list, retrain now (409 when busy), detail, activate."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+
+from annotation.models import Membership
+from annotation.models.projects import Role
+from rewards.models import RewardModel, RewardModelStatus
+
+
+def _url(name: str, project, **kwargs) -> str:
+    return reverse(name, kwargs={"project_id": project.pk, **kwargs})
+
+
+def test_retrain_now_queues_one_run_and_refuses_a_second(api_client, admin_user, project):
+    api_client.force_authenticate(admin_user)
+    response = api_client.post(_url("reward-model-retrain", project))
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["status"] == "queued" and body["trigger"] == "api" and body["progress"] == 0.0
+
+    again = api_client.post(_url("reward-model-retrain", project))
+    assert again.status_code == 409
+    error = again.json()["error"]
+    assert error["code"] == "run_in_progress" and error["details"]["reward_model_id"] == body["id"]
+    assert "already queued" in error["message"]
+    assert RewardModel.objects.filter(project=project).count() == 1
+
+    listing = api_client.get(_url("reward-model-list", project)).json()
+    assert [run["id"] for run in listing["results"]] == [body["id"]]
+    detail = api_client.get(_url("reward-model-detail", project, reward_model_id=body["id"])).json()
+    assert detail["progress_message"] == "waiting for a training worker"
+    assert {"metrics", "config", "data_summary"} <= set(detail)
+
+
+def test_activate_switches_versions_and_refuses_failed_runs(api_client, admin_user, project):
+    api_client.force_authenticate(admin_user)
+    v1 = RewardModel.objects.create(
+        project=project, trigger="api", status=RewardModelStatus.SUCCEEDED, version=1, artifact_path="/x/1"
+    )
+    v2 = RewardModel.objects.create(
+        project=project,
+        trigger="api",
+        status=RewardModelStatus.SUCCEEDED,
+        version=2,
+        artifact_path="/x/2",
+        is_active=True,
+    )
+    failed = RewardModel.objects.create(project=project, trigger="api", status=RewardModelStatus.FAILED)
+    response = api_client.post(_url("reward-model-activate", project, reward_model_id=v1.pk))
+    assert response.status_code == 200 and response.json()["is_active"] is True
+    v2.refresh_from_db()
+    assert not v2.is_active
+    refused = api_client.post(_url("reward-model-activate", project, reward_model_id=failed.pk))
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "conflict"
+
+
+def test_labelers_cannot_retrain_and_reviewers_only_read(api_client, labeler, other_labeler, project):
+    api_client.force_authenticate(labeler)
+    assert api_client.post(_url("reward-model-retrain", project)).status_code == 403
+    assert api_client.get(_url("reward-model-list", project)).status_code == 403
+    Membership.objects.filter(project=project, user=other_labeler).update(role=Role.REVIEWER)
+    api_client.force_authenticate(other_labeler)
+    assert api_client.get(_url("reward-model-list", project)).status_code == 200
+    assert api_client.post(_url("reward-model-retrain", project)).status_code == 403
+    api_client.force_authenticate(None)
+    assert api_client.get(_url("reward-model-list", project)).status_code in (401, 403)
+
+
+def test_unknown_run_is_404(api_client, admin_user, project):
+    api_client.force_authenticate(admin_user)
+    response = api_client.get(_url("reward-model-detail", project, reward_model_id=999999))
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
