@@ -230,7 +230,11 @@ def test_embedded_sqlite_runs_in_wal_mode_with_immediate_transactions(tmp_path):
 def test_a_wrong_setting_fails_with_its_name(name, value, message):
     env = {**os.environ, name: value, "DJANGO_SETTINGS_MODULE": "config.settings"}
     result = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env, capture_output=True, text=True
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode != 0
     assert message in result.stderr
