@@ -45,6 +45,10 @@ def _number(name: str, default: float, *, minimum: float = 0, integer: bool = Tr
     return value
 
 
+def _integer(name: str, default: int, *, minimum: int = 0) -> int:
+    return int(_number(name, default, minimum=minimum))
+
+
 SECRET_KEY = _required_in_production("SECRET_KEY", "insecure-local-development-key-do-not-deploy")
 ALLOWED_HOSTS = [
     host.strip()
@@ -110,7 +114,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", _number("CONN_MAX_AGE", 60))
+    DATABASES["default"].setdefault("CONN_MAX_AGE", _integer("CONN_MAX_AGE", 60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -189,18 +193,18 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # Workers
 GENERATION_DEFAULT_MODEL = env.str("GENERATION_DEFAULT_MODEL", default="")  # empty: the packaged Gemma 3 270M
-GENERATION_LOW_WATER_MARK = _number("GENERATION_LOW_WATER_MARK", 0)  # 0: derive from active labelers
+GENERATION_LOW_WATER_MARK = _integer("GENERATION_LOW_WATER_MARK", 0)  # 0: derive from active labelers
 # llama.cpp threads per generating process; 0: half the cores, since the worker runs two at once.
-GENERATION_THREADS = _number("GENERATION_THREADS", 0)
+GENERATION_THREADS = _integer("GENERATION_THREADS", 0)
 # OpenAI-compatible servers: seconds to connect and to wait for a completion, tries per request.
 GENERATION_HTTP_CONNECT_TIMEOUT = _number("GENERATION_HTTP_CONNECT_TIMEOUT", 5.0, minimum=0.1, integer=False)
 GENERATION_HTTP_READ_TIMEOUT = _number("GENERATION_HTTP_READ_TIMEOUT", 120.0, minimum=0.1, integer=False)
-GENERATION_HTTP_MAX_ATTEMPTS = _number("GENERATION_HTTP_MAX_ATTEMPTS", 3, minimum=1)
+GENERATION_HTTP_MAX_ATTEMPTS = _integer("GENERATION_HTTP_MAX_ATTEMPTS", 3, minimum=1)
 GENERATION_HTTP_BACKOFF_SECONDS = _number("GENERATION_HTTP_BACKOFF_SECONDS", 1.0, integer=False)
-GENERATION_HTTP_CONCURRENCY = _number("GENERATION_HTTP_CONCURRENCY", 4, minimum=1)
+GENERATION_HTTP_CONCURRENCY = _integer("GENERATION_HTTP_CONCURRENCY", 4, minimum=1)
 REWARD_MODEL_ARTIFACT_DIR = Path(env.str("REWARD_MODEL_ARTIFACT_DIR", default=str(VAR_DIR / "reward_models")))
 # A training run whose worker has not reported for this long is marked failed (the worker died).
-REWARD_MODEL_STALE_SECONDS = _number("REWARD_MODEL_STALE_SECONDS", 900, minimum=60)
+REWARD_MODEL_STALE_SECONDS = _integer("REWARD_MODEL_STALE_SECONDS", 900, minimum=60)
 EXPORT_DIR = Path(env.str("EXPORT_DIR", default=str(VAR_DIR / "exports")))
 
 LOGGING = {
