@@ -13,8 +13,8 @@ from collections.abc import Iterable
 PROMPT_FORMAT = "question-answer-v1"
 QUESTION = "Question:"
 ANSWER = "Answer:"
-# The model ends an answer by starting the next question; cut there.
-BASE_MODEL_STOP = ("\n" + QUESTION,)
+# The model ends an answer by starting the next question, or by answering again; cut at either.
+BASE_MODEL_STOP = ("\n" + QUESTION, "\n" + ANSWER)
 
 
 def turns_to_plain_text(*, turns: list[dict[str, str]]) -> str:

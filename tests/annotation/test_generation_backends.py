@@ -70,7 +70,7 @@ def test_conversation_renders_as_question_answer_transcript():
 
 def test_stop_sequences_merge_keeps_project_ones_first_without_repeats():
     merged = stop_sequences_merge(project_stop=["###", "\nQuestion:"], base_model=True)
-    assert merged == ("###", "\nQuestion:")
+    assert merged == ("###", "\nQuestion:", "\nAnswer:")
     assert stop_sequences_merge(project_stop=[], base_model=True) == BASE_MODEL_STOP
     assert stop_sequences_merge(project_stop=["###"], base_model=False) == ("###",)
     assert completion_clean(text="  Paris.\nQuestion:") == "Paris."
@@ -98,7 +98,7 @@ def test_embedded_backend_gives_n_distinct_completions_with_provenance():
     assert backend.model_name == "gemma-3-270m-q4_k_m.gguf"
     record = backend.sampling_record(sampling=SHORT)
     assert record["prompt_format"] == "question-answer-v1"
-    assert record["stop"] == ["\nQuestion:"]
+    assert record["stop"] == ["\nQuestion:", "\nAnswer:"]
     assert record["max_tokens"] == 24 and record["repeat_penalty"] == 1.1
 
 
