@@ -24,30 +24,8 @@ from annotation.selectors.candidates import QUEUED_STALE_AFTER, project_low_wate
 from annotation.services import candidates as services
 from annotation.services.rankings import ranking_record
 from config.celery import app as celery_app
-from tests.annotation.generation_servers import ScriptedServer
 
 GENERATE = "annotation.generation.candidates_generate"
-
-
-@pytest.fixture
-def scripted_server():
-    server = ScriptedServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def http_project(project, scripted_server, settings):
-    """The shared test project, generating from the scripted server with quick retries."""
-    settings.GENERATION_HTTP_MAX_ATTEMPTS = 1
-    settings.GENERATION_HTTP_BACKOFF_SECONDS = 0.01
-    settings.GENERATION_HTTP_CONCURRENCY = 1  # requests in a fixed order, so the script is predictable
-    project.generation_backend = "openai"
-    project.generation_base_url = scripted_server.url
-    project.generation_model = "scripted"
-    project.generation_api_key = "sk-secret-key-77"
-    project.save()
-    return project
 
 
 def _candidate(prompt: Prompt, text: str, source: str = "import") -> Candidate:

@@ -8,28 +8,7 @@ from django.utils import timezone
 from annotation.generation.tasks import MAX_RETRIES, candidates_generate
 from annotation.models import Candidate, Demonstration, Prompt
 from annotation.services import candidates as services
-from tests.annotation.generation_servers import Reply, ScriptedServer
-
-
-@pytest.fixture
-def scripted_server():
-    server = ScriptedServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def http_project(project, scripted_server, settings):
-    """The shared test project, generating from the scripted server with quick retries."""
-    settings.GENERATION_HTTP_MAX_ATTEMPTS = 1
-    settings.GENERATION_HTTP_BACKOFF_SECONDS = 0.01
-    settings.GENERATION_HTTP_CONCURRENCY = 1  # requests in a fixed order, so the script is predictable
-    project.generation_backend = "openai"
-    project.generation_base_url = scripted_server.url
-    project.generation_model = "scripted"
-    project.generation_api_key = "sk-secret-key-77"
-    project.save()
-    return project
+from tests.annotation.generation_servers import Reply
 
 
 def _candidate(prompt: Prompt, text: str, source: str = "import") -> Candidate:
