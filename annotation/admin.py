@@ -25,6 +25,7 @@ from annotation.models import (
     Ranking,
     RankingItem,
 )
+from annotation.models.projects import GenerationBackend
 from annotation.services.prompts import prompts_import
 from rewards.admin_actions import retrain_now
 
@@ -49,6 +50,28 @@ class ProjectAdminForm(forms.ModelForm):
         if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
             raise forms.ValidationError('Give a JSON list of non-empty strings, e.g. ["\\nQuestion:"].')
         return value
+
+    def clean_reward_model_config(self):
+        from rewards.services.runs import train_config_validate
+
+        value = self.cleaned_data.get("reward_model_config") or {}
+        try:
+            train_config_validate(overrides=value)
+        except ValidationFailed as error:
+            raise forms.ValidationError(error.message) from None
+        return value
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("generation_backend") == GenerationBackend.OPENAI:
+            # Refused here rather than discovered later as an error on every prompt.
+            if not cleaned.get("generation_base_url"):
+                self.add_error(
+                    "generation_base_url", "An OpenAI-compatible backend needs the server's base URL."
+                )
+            if not cleaned.get("generation_model"):
+                self.add_error("generation_model", "An OpenAI-compatible backend needs the model name.")
+        return cleaned
 
     def save(self, commit: bool = True):
         project = super().save(commit=False)

@@ -129,3 +129,60 @@ def test_demo_prompts_are_valid_and_many(project):
 
     report = prompts_import(project=project, content=DEMO_PROMPTS.read_bytes(), filename="prompts.jsonl")
     assert report.ok and report.imported >= 50 and report.duplicates == 0
+
+
+def _project_form_data(project, **changes):
+    data = {
+        "name": project.name,
+        "k": 4,
+        "rankings_per_prompt": 2,
+        "demonstrations_per_prompt": 1,
+        "min_demonstration_chars": 20,
+        "lease_seconds": 1800,
+        "generation_backend": "embedded",
+        "temperature": 0.9,
+        "top_p": 0.95,
+        "max_tokens": 96,
+        "stop_sequences": "[]",
+        "low_water_mark": 0,
+        "retrain_min_new_comparisons": 500,
+        "reward_model_config": "{}",
+        "memberships-TOTAL_FORMS": 0,
+        "memberships-INITIAL_FORMS": 0,
+    }
+    data.update(changes)
+    return data
+
+
+def test_admin_project_form_refuses_bad_settings_and_keeps_the_stored_key(
+    client, admin_user, password, project
+):
+    project.generation_api_key = "sk-stored"
+    project.save()
+    client.login(username=admin_user.username, password=password)
+    url = f"/admin/annotation/project/{project.pk}/change/"
+    response = client.post(url, _project_form_data(project, generation_backend="openai", k=12))
+    body = response.content.decode()
+    assert response.status_code == 200  # the form again, with errors
+    assert "needs the server&#x27;s base URL" in body and "needs the model name" in body
+    response = client.post(url, _project_form_data(project, reward_model_config='{"no_such_setting": 1}'))
+    assert (
+        response.status_code == 200
+        and "unknown reward-model setting(s): no_such_setting" in response.content.decode()
+    )
+    project.refresh_from_db()
+    assert (project.k, project.generation_backend, project.reward_model_config) == (4, "embedded", {})
+
+    response = client.post(
+        url,
+        _project_form_data(
+            project,
+            generation_backend="openai",
+            generation_base_url="http://127.0.0.1:9/v1",
+            generation_model="m",
+        ),
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    project.refresh_from_db()
+    assert project.generation_backend == "openai" and project.generation_api_key == "sk-stored"
+    assert "sk-stored" not in client.get(url).content.decode()
