@@ -50,3 +50,15 @@ def test_guidelines_markdown_is_sanitised(project):
     assert "<h1>Rules</h1>" in html and "<strong>kind</strong>" in html
     for forbidden in ("<script", "alert(1)", "onerror", "javascript:", "<iframe", "style=", "onclick"):
         assert forbidden not in html
+
+
+def test_dashboard_link_only_for_reviewers_admins_and_staff(
+    client, project, labeler, other_labeler, password
+):
+    from annotation.models import Membership
+
+    client.login(username=labeler.username, password=password)
+    assert 'href="/dashboard/"' not in client.get("/").content.decode()
+    Membership.objects.filter(project=project, user=other_labeler).update(role="reviewer")
+    client.login(username=other_labeler.username, password=password)
+    assert 'href="/dashboard/"' in client.get("/").content.decode()
