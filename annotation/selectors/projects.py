@@ -7,10 +7,12 @@ from functools import lru_cache
 import markdown
 import nh3
 from django.contrib.auth.models import User
+from django.db import connection
 from django.db.models import QuerySet
 
 from annotation.errors import NotFound
-from annotation.models import Project
+from annotation.models import Membership, Project
+from annotation.rows import row_reader
 
 # What guidelines may use: the Markdown a person writes, nothing that runs or restyles the page.
 GUIDELINE_TAGS = {
@@ -33,6 +35,26 @@ def projects_for_labeler(*, user: User) -> QuerySet[Project]:
     if getattr(user, "is_staff", False) or getattr(user, "is_superuser", False):
         return projects.order_by("name")
     return projects.filter(memberships__user=user).order_by("name")
+
+
+def projects_for_labeler_list(*, user: User, project_id: int | None = None) -> list[Project]:
+    """`projects_for_labeler` as a list (only `project_id` when given), read with one plain query.
+
+    Every lease starts here; on the 2-core reference machine the ORM's join cost several times
+    the CPU of this read (see annotation/rows.py).
+    """
+    projects = row_reader(Project, alias="j")
+    table, memberships = Project._meta.db_table, Membership._meta.db_table
+    sql = f"SELECT {projects.columns} FROM {table} j WHERE j.is_active = %(true)s"
+    if not (getattr(user, "is_staff", False) or getattr(user, "is_superuser", False)):
+        sql += (
+            f" AND EXISTS (SELECT 1 FROM {memberships} m WHERE m.project_id = j.id AND m.user_id = %(user)s)"
+        )
+    if project_id is not None:
+        sql += " AND j.id = %(project)s"
+    with connection.cursor() as cursor:
+        cursor.execute(sql + " ORDER BY j.name", {"true": True, "user": user.pk, "project": project_id})
+        return [projects.read(row) for row in cursor.fetchall()]
 
 
 def project_get_for_labeler(*, user: User, project_id: int) -> Project:

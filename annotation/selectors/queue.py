@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.db import connection
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -116,6 +117,23 @@ def live_assignments_for_labeler(*, labeler: User, now: datetime | None = None) 
     )
 
 
+def _candidate_texts(*, candidate_ids: list[int]) -> dict[int, str]:
+    """{id: text} of the given candidates.
+
+    Plain SQL because every task shown runs it: on the 2-core reference machine compiling the
+    ORM's equivalent cost about three times as much CPU as the whole read.
+    """
+    if not candidate_ids:
+        return {}
+    placeholders = ", ".join(["%s"] * len(candidate_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, text FROM {Candidate._meta.db_table} WHERE id IN ({placeholders})",
+            list(candidate_ids),
+        )
+        return dict(cursor.fetchall())
+
+
 def assignment_task_data(*, assignment: Assignment) -> dict[str, Any]:
     """Everything a labeler needs to do one task, and nothing about models or other labelers.
 
@@ -124,7 +142,7 @@ def assignment_task_data(*, assignment: Assignment) -> dict[str, Any]:
     project, prompt = assignment.project, assignment.prompt
     candidates: list[dict[str, Any]] = []
     if assignment.kind == TaskKind.RANK:
-        texts = dict(Candidate.objects.filter(pk__in=assignment.shown_order).values_list("pk", "text"))
+        texts = _candidate_texts(candidate_ids=assignment.shown_order)
         candidates = [{"id": pk, "text": texts[pk]} for pk in assignment.shown_order if pk in texts]
     return {
         "id": assignment.pk,

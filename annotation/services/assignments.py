@@ -15,17 +15,24 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils import timezone
 
 from annotation.errors import Conflict, NotFound, ValidationFailed
-from annotation.models import Assignment, Candidate, Project, Prompt
+from annotation.models import Assignment, Project, Prompt
 from annotation.models.assignments import AssignmentStatus, TaskKind
-from annotation.selectors.projects import project_get_for_labeler, projects_for_labeler
+from annotation.rows import row_reader
+from annotation.selectors.projects import projects_for_labeler_list
 from annotation.selectors.queue import KINDS, prompts_needing_work, slot_capacity
-from annotation.services.leases import prompt_next_locked, slots_taken
+from annotation.services.leases import (
+    PromptForLease,
+    labeler_lock,
+    leases_held,
+    prompt_for_lease,
+    prompt_next_locked,
+    slots_taken,
+)
 
 MAX_DRAFT_CHARS = 200_000
 MAX_SKIP_REASON_CHARS = 500
@@ -39,46 +46,46 @@ MAX_REJECTED = 50
 
 
 def assignment_get_for_labeler(*, assignment_id: int, labeler: User, lock: bool = False) -> Assignment:
-    """The labeler's own assignment, or NotFound: another labeler's task looks like no task at all."""
-    assignments = Assignment.objects.select_related("project", "prompt")
-    if lock:
-        assignments = assignments.select_for_update(of=("self",))
-    assignment = assignments.filter(pk=assignment_id, labeler=labeler).first()
-    if assignment is None:
+    """The labeler's own assignment, or NotFound: another labeler's task looks like no task at all.
+
+    Its project and prompt come with it. `lock` takes the assignment's row lock (PostgreSQL) until
+    the transaction ends. Written as SQL read through `row_reader`: every submission runs it, and
+    the ORM's select_related query cost about three times the CPU.
+    """
+    assignments = row_reader(Assignment, alias="a")
+    projects = row_reader(Project, alias="j")
+    prompts = row_reader(Prompt, alias="p")
+    sql = (
+        f"SELECT {assignments.columns}, {projects.columns}, {prompts.columns}"
+        f" FROM {Assignment._meta.db_table} a JOIN {Project._meta.db_table} j ON j.id = a.project_id"
+        f" JOIN {Prompt._meta.db_table} p ON p.id = a.prompt_id WHERE a.id = %s AND a.labeler_id = %s"
+    )
+    if lock and connection.features.has_select_for_update:
+        sql += " FOR UPDATE OF a" if connection.features.has_select_for_update_of else " FOR UPDATE"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [assignment_id, labeler.pk])
+        row = cursor.fetchone()
+    if row is None:
         raise NotFound(f"assignment {assignment_id} not found", code="assignment_not_found")
+    assignment = assignments.read(row)
+    Assignment.project.field.set_cached_value(assignment, projects.read(row, assignments.width))
+    Assignment.prompt.field.set_cached_value(
+        assignment, prompts.read(row, assignments.width + projects.width)
+    )
     return assignment
 
 
-def _lock_labeler(labeler: User) -> None:
-    """Serialise one labeler's own queue requests (two tabs asking at once get one task)."""
-    if connection.vendor == "postgresql":
-        list(get_user_model().objects.select_for_update().filter(pk=labeler.pk).values_list("pk"))
-
-
-def _shown_order(*, prompt_id: int, labeler_id: int, leased_at: datetime, k: int) -> list[int]:
-    """K of the prompt's candidates in a shuffled order, seeded by the assignment's own fields.
+def _shown_order(
+    *, candidate_ids: list[int], prompt_id: int, labeler_id: int, leased_at: datetime, k: int
+) -> list[int]:
+    """K of the prompt's candidates (`candidate_ids`, sorted) in a shuffled order, seeded by the assignment's own fields.
 
     The seed (prompt, labeler, lease time) is stored on the row, so the choice can be reproduced.
     """
-    ids = sorted(Candidate.objects.filter(prompt_id=prompt_id).values_list("pk", flat=True))
     rng = random.Random(f"assignment-{prompt_id}-{labeler_id}-{leased_at.isoformat()}")
-    chosen = rng.sample(ids, k) if len(ids) > k else ids
+    chosen = rng.sample(candidate_ids, k) if len(candidate_ids) > k else list(candidate_ids)
     rng.shuffle(chosen)
     return chosen
-
-
-def _carried_draft(*, labeler: User, prompt_id: int, kind: str) -> tuple[dict, datetime | None]:
-    """The draft of this labeler's last expired lease on the same task, so re-leasing loses nothing."""
-    previous = (
-        Assignment.objects.filter(
-            labeler=labeler, prompt_id=prompt_id, kind=kind, status=AssignmentStatus.EXPIRED
-        )
-        .exclude(draft_saved_at=None)
-        .order_by("-draft_saved_at")
-        .values_list("draft", "draft_saved_at")
-        .first()
-    )
-    return previous if previous else ({}, None)
 
 
 def _lease_in_project(*, project: Project, labeler: User, kind: str, now: datetime) -> Assignment | None:
@@ -93,7 +100,8 @@ def _lease_in_project(*, project: Project, labeler: User, kind: str, now: dateti
         # order; the exact ORM query is the last resort (it also finds prompts whose work came
         # without assignments, e.g. rankings written by other means).
         prompt_id = None
-        for path in ("partly_done", "untouched"):
+        # With one slot per prompt nothing can be partly done: skip that query.
+        for path in ("partly_done", "untouched") if capacity > 1 else ("untouched",):
             prompt_id = prompt_next_locked(
                 path=path, project=project, labeler_id=labeler.pk, kind=kind, now=now, rejected=rejected
             )
@@ -116,28 +124,47 @@ def _lease_in_project(*, project: Project, labeler: User, kind: str, now: dateti
             time.sleep(min(LEASE_RETRY_SECONDS * (2**attempt), LEASE_RETRY_MAX_SECONDS))
             continue
         # Re-count under the lock: the paths' counts may predate a lease that just committed.
-        if slots_taken(prompt_id=prompt_id, kind=kind, now=now) >= capacity:
+        details = prompt_for_lease(prompt_id=prompt_id, labeler_id=labeler.pk, kind=kind, now=now)
+        if details.taken >= capacity:
             rejected.append(prompt_id)
             attempt -= 1  # a full prompt is not contention; only sleeps count against the limit
             if len(rejected) > MAX_REJECTED:
                 return None
             continue
-        return _assignment_create(project=project, prompt_id=prompt_id, labeler=labeler, kind=kind, now=now)
+        return _assignment_create(
+            project=project, prompt_id=prompt_id, details=details, labeler=labeler, kind=kind, now=now
+        )
     return None
 
 
 def _assignment_create(
-    *, project: Project, prompt_id: int, labeler: User, kind: str, now: datetime
+    *, project: Project, prompt_id: int, details: PromptForLease, labeler: User, kind: str, now: datetime
 ) -> Assignment:
-    draft, draft_saved_at = _carried_draft(labeler=labeler, prompt_id=prompt_id, kind=kind)
+    draft: dict[str, Any] = {}
+    draft_saved_at: datetime | None = None
+    if details.carried_from is not None:  # re-leasing a task whose lease ran out: its draft comes along
+        draft, draft_saved_at = Assignment.objects.values_list("draft", "draft_saved_at").get(
+            pk=details.carried_from
+        )
     shown_order = (
-        _shown_order(prompt_id=prompt_id, labeler_id=labeler.pk, leased_at=now, k=project.k)
+        _shown_order(
+            candidate_ids=details.candidate_ids,
+            prompt_id=prompt_id,
+            labeler_id=labeler.pk,
+            leased_at=now,
+            k=project.k,
+        )
         if kind == TaskKind.RANK
         else []
     )
+    # The prompt as read under the lock, so that the task shown next needs no second read of it;
+    # its other fields load on first access.
+    prompt = Prompt.from_db(
+        connection.alias, ["id", "project_id", "turns"], [prompt_id, project.pk, details.turns]
+    )
     return Assignment.objects.create(
         project=project,
-        prompt_id=prompt_id,
+        prompt=prompt,
         labeler=labeler,
         kind=kind,
         status=AssignmentStatus.LEASED,
@@ -168,31 +195,21 @@ def assignment_lease(
             f"kind must be one of {', '.join(KINDS)} or empty for either", code="invalid_kind"
         )
     now = now or timezone.now()
-    projects = (
-        [project_get_for_labeler(user=labeler, project_id=project_id)]
-        if project_id is not None
-        else list(projects_for_labeler(user=labeler))
-    )
-    _lock_labeler(labeler)
-    held = list(
-        Assignment.objects.filter(labeler=labeler, status=AssignmentStatus.LEASED)
-        .select_related("project", "prompt")
-        .order_by("leased_at")
-    )
+    projects = projects_for_labeler_list(user=labeler, project_id=project_id)
+    if project_id is not None and not projects:
+        raise NotFound(f"no active project {project_id} that you belong to", code="project_not_found")
+    labeler_lock(labeler_id=labeler.pk)
+    held = leases_held(labeler_id=labeler.pk, now=now)
     # The labeler's own stale leases would otherwise keep them from the same prompt until the job runs.
-    stale = [assignment.pk for assignment in held if assignment.expires_at <= now]
+    stale = [lease.assignment_id for lease in held if not lease.live]
     if stale:
         Assignment.objects.filter(pk__in=stale, status=AssignmentStatus.LEASED).update(
             status=AssignmentStatus.EXPIRED
         )
     project_ids = {project.pk for project in projects}
-    for assignment in held:
-        if (
-            assignment.expires_at > now
-            and assignment.project_id in project_ids
-            and (kind is None or assignment.kind == kind)
-        ):
-            return assignment, False
+    for lease in held:
+        if lease.live and lease.project_id in project_ids and (kind is None or lease.kind == kind):
+            return assignment_get_for_labeler(assignment_id=lease.assignment_id, labeler=labeler), False
     for project in projects:
         for wanted in [kind] if kind is not None else list(KINDS):
             leased = _lease_in_project(project=project, labeler=labeler, kind=wanted, now=now)

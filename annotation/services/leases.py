@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -36,6 +38,7 @@ def assignments_expire(*, now: datetime | None = None) -> int:
 
 _P, _A = Prompt._meta.db_table, Assignment._meta.db_table
 _C, _D, _R = Candidate._meta.db_table, Demonstration._meta.db_table, Ranking._meta.db_table
+_TURNS = Prompt._meta.get_field("turns")
 # "LIMIT 1 OFFSET 0" keeps PostgreSQL from flattening each EXISTS into a join: as per-row filters,
 # ORDER BY priority, id LIMIT 1 walks the (project, -priority, id) index and stops at the first match.
 _HOLDS_SLOT = (
@@ -127,20 +130,24 @@ def prompt_next_locked(
     return row[0] if row else None
 
 
-def slots_taken(*, prompt_id: int, kind: str, now: datetime, exclude_assignment_id: int | None = None) -> int:
-    """Submitted work plus live leases of this kind on one prompt (optionally leaving one lease out).
-
-    Run under the prompt's row lock, this is the count a lease or a late submission trusts.
-    """
+def _slots_taken_sql(kind: str) -> str:
+    """Submitted work plus live leases of this kind on %(prompt)s, leaving out lease %(exclude)s."""
     done = (
         f"SELECT COUNT(*) FROM {_R} r WHERE r.prompt_id = %(prompt)s AND r.source = '{RankingSource.LABELER}'"
         if kind == TaskKind.RANK
         else f"SELECT COUNT(*) FROM {_D} d WHERE d.prompt_id = %(prompt)s"
     )
-    sql = (
-        f"SELECT ({done}) + (SELECT COUNT(*) FROM {_A} a WHERE a.prompt_id = %(prompt)s AND a.kind = %(kind)s"
+    return (
+        f"({done}) + (SELECT COUNT(*) FROM {_A} a WHERE a.prompt_id = %(prompt)s AND a.kind = %(kind)s"
         f" AND a.status = '{AssignmentStatus.LEASED}' AND a.expires_at > %(now)s AND a.id <> %(exclude)s)"
     )
+
+
+def slots_taken(*, prompt_id: int, kind: str, now: datetime, exclude_assignment_id: int | None = None) -> int:
+    """Submitted work plus live leases of this kind on one prompt (optionally leaving one lease out).
+
+    Run under the prompt's row lock, this is the count a lease or a late submission trusts.
+    """
     params: dict[str, Any] = {
         "prompt": prompt_id,
         "kind": kind,
@@ -148,5 +155,94 @@ def slots_taken(*, prompt_id: int, kind: str, now: datetime, exclude_assignment_
         "exclude": exclude_assignment_id or 0,
     }
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(f"SELECT {_slots_taken_sql(kind)}", params)
         return int(cursor.fetchone()[0])
+
+
+@dataclass(frozen=True)
+class HeldLease:
+    assignment_id: int
+    project_id: int
+    kind: str
+    live: bool
+
+
+def labeler_lock(*, labeler_id: int) -> None:
+    """Serialise one labeler's own queue requests (two tabs asking at once get one task).
+
+    On PostgreSQL this locks the labeler's user row until the transaction ends; SQLite's
+    IMMEDIATE transaction already serialises every writer.
+    """
+    if connection.vendor == "postgresql":
+        meta = get_user_model()._meta
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT 1 FROM {meta.db_table} WHERE {meta.pk.column} = %s FOR UPDATE", [labeler_id]
+            )
+
+
+def leases_held(*, labeler_id: int, now: datetime) -> list[HeldLease]:
+    """The labeler's assignments still marked leased, oldest first; `live` is False once expired.
+
+    Run it after `labeler_lock`, as its own statement: its snapshot then sees a lease that the
+    labeler's other request committed while this one waited for the lock.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT a.id, a.project_id, a.kind, CASE WHEN a.expires_at > %(now)s THEN 1 ELSE 0 END"
+            f" FROM {_A} a WHERE a.labeler_id = %(labeler)s AND a.status = '{AssignmentStatus.LEASED}'"
+            " ORDER BY a.leased_at, a.id",
+            {"labeler": labeler_id, "now": connection.ops.adapt_datetimefield_value(now)},
+        )
+        return [HeldLease(row[0], row[1], row[2], bool(row[3])) for row in cursor.fetchall()]
+
+
+@dataclass(frozen=True)
+class PromptForLease:
+    """What a lease needs to know about a prompt it holds locked, read in one statement."""
+
+    taken: int  # slots of this kind taken: submitted work plus live leases
+    turns: Any  # the conversation, decoded
+    candidate_ids: list[int]  # sorted; empty for a demonstrate task
+    carried_from: int | None  # this labeler's latest expired lease of this task that kept a draft
+
+
+@lru_cache(maxsize=4)
+def _prompt_for_lease_sql(kind: str) -> str:
+    carried = (
+        f"SELECT e.id FROM {_A} e WHERE e.labeler_id = %(labeler)s AND e.prompt_id = p.id"
+        f" AND e.kind = %(kind)s AND e.status = '{AssignmentStatus.EXPIRED}'"
+        " AND e.draft_saved_at IS NOT NULL ORDER BY e.draft_saved_at DESC LIMIT 1"
+    )
+    if kind == TaskKind.RANK:
+        candidates, join = "c.id", f" LEFT JOIN {_C} c ON c.prompt_id = p.id"
+    else:
+        candidates, join = "NULL", ""
+    return (
+        f"SELECT {_slots_taken_sql(kind)}, p.turns, ({carried}), {candidates}"
+        f" FROM {_P} p{join} WHERE p.id = %(prompt)s ORDER BY 4"
+    )
+
+
+def prompt_for_lease(*, prompt_id: int, labeler_id: int, kind: str, now: datetime) -> PromptForLease:
+    """Slot count, conversation, candidates and carried draft of one prompt, in one round trip.
+
+    Call it holding the prompt's row lock (after `prompt_next_locked`): `taken` is then exact.
+    """
+    params: dict[str, Any] = {
+        "prompt": prompt_id,
+        "labeler": labeler_id,
+        "kind": kind,
+        "now": connection.ops.adapt_datetimefield_value(now),
+        "exclude": 0,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_prompt_for_lease_sql(kind), params)
+        rows = cursor.fetchall()
+    taken, turns, carried_from, _ = rows[0]
+    return PromptForLease(
+        taken=int(taken),
+        turns=_TURNS.from_db_value(turns, _TURNS.get_col("p"), connection),
+        candidate_ids=sorted(row[3] for row in rows if row[3] is not None),
+        carried_from=carried_from,
+    )

@@ -14,6 +14,7 @@ from annotation.errors import ValidationFailed
 from annotation.models import Comparison, Prompt, Ranking, RankingItem
 from annotation.models.assignments import Assignment, TaskKind
 from annotation.models.rankings import FLAG_KEYS, RankingSource
+from annotation.rows import rows_insert
 
 MAX_COMMENT_CHARS = 10_000
 
@@ -119,7 +120,9 @@ def items_validate(*, items: dict[int, ItemInput], candidate_ids: Sequence[int])
             )
 
 
-@transaction.atomic
+# No savepoint of its own inside a caller's transaction (a submission, an import): any error
+# rolls the caller's whole transaction back anyway, and a savepoint costs two round trips.
+@transaction.atomic(savepoint=False)
 def ranking_record(
     *,
     prompt: Prompt,
@@ -158,28 +161,29 @@ def ranking_record(
         comment=comment,
         seconds_spent=seconds_spent,
     )
-    RankingItem.objects.bulk_create(
-        RankingItem(
-            ranking=ranking,
-            candidate_id=candidate_id,
-            rank=group_index,
-            rating=items.get(candidate_id, ItemInput()).rating,
-            flags=sorted(set(items.get(candidate_id, ItemInput()).flags)),
-        )
-        for group_index, group in enumerate(cleaned_order)
-        for candidate_id in group
+    rows_insert(
+        RankingItem,
+        fields=("ranking", "candidate", "rank", "rating", "flags"),
+        rows=[
+            (
+                ranking.pk,
+                candidate_id,
+                group_index,
+                items.get(candidate_id, ItemInput()).rating,
+                sorted(set(items.get(candidate_id, ItemInput()).flags)),
+            )
+            for group_index, group in enumerate(cleaned_order)
+            for candidate_id in group
+        ],
     )
     now = timezone.now()
-    Comparison.objects.bulk_create(
-        Comparison(
-            ranking=ranking,
-            prompt=prompt,
-            labeler=labeler,
-            better_id=better,
-            worse_id=worse,
-            created_at=now,
-        )
-        for better, worse in comparisons_from_order(order=cleaned_order)
+    rows_insert(
+        Comparison,
+        fields=("ranking", "prompt", "labeler", "better", "worse", "created_at"),
+        rows=[
+            (ranking.pk, prompt.pk, labeler.pk if labeler else None, better, worse, now)
+            for better, worse in comparisons_from_order(order=cleaned_order)
+        ],
     )
     return ranking
 

@@ -170,6 +170,20 @@ def test_anonymous_is_refused_and_token_auth_works(rank_setup, labeler):
     assert work["projects"][0]["demonstrate"] == 1 and work["held"][0]["id"] == rank_setup[1]["id"]
 
 
+def test_token_auth_refuses_unknown_key_and_inactive_user(labeler):
+    token = Token.objects.create(user=labeler)
+    scripted = APIClient()
+    scripted.credentials(HTTP_AUTHORIZATION=f"Token {token.key[:-1]}x")
+    response = scripted.get("/api/labeler/me/")
+    assert response.status_code == 401 and response["WWW-Authenticate"] == "Token"
+    assert response.json()["error"]["message"] == "Invalid token."
+    labeler.is_active = False
+    labeler.save(update_fields=["is_active"])
+    scripted.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    response = scripted.get("/api/labeler/me/")
+    assert response.status_code == 401 and response.json()["error"]["message"] == "User inactive or deleted."
+
+
 def test_session_auth_requires_csrf(rank_setup, labeler, password):
     client = APIClient(enforce_csrf_checks=True)
     client.login(username=labeler.username, password=password)

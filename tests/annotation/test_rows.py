@@ -1,0 +1,67 @@
+"""Rows read with hand-written SQL come back exactly as the ORM would give them, on either database."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from annotation.models import Assignment, Project, Prompt, RankingItem
+from annotation.rows import rows_insert
+from annotation.selectors.projects import projects_for_labeler, projects_for_labeler_list
+from annotation.services.assignments import assignment_get_for_labeler, assignment_lease
+from tests.annotation.queue_helpers import candidates_add
+
+pytestmark = pytest.mark.django_db
+
+
+def _values(instance) -> dict:
+    return {field.attname: getattr(instance, field.attname) for field in type(instance)._meta.concrete_fields}
+
+
+def test_assignment_with_project_and_prompt_match_the_orm(project, labeler, other_labeler, make_prompts):
+    (prompt,) = make_prompts(project, 1)
+    candidates_add(prompt, 4)
+    project.stop_sequences = ["\nQ:"]
+    project.save(update_fields=["stop_sequences"])
+    leased, _ = assignment_lease(labeler=labeler, kind="rank")
+    Assignment.objects.filter(pk=leased.pk).update(
+        draft={"order": [[1], [2]], "note": "é"}, draft_saved_at=timezone.now()
+    )
+
+    read = assignment_get_for_labeler(assignment_id=leased.pk, labeler=labeler, lock=True)
+    expected = Assignment.objects.select_related("project", "prompt").get(pk=leased.pk)
+    assert _values(read) == _values(expected)
+    assert _values(read.project) == _values(expected.project)
+    assert _values(read.prompt) == _values(expected.prompt)
+    assert read.leased_at.tzinfo is not None and read.draft == {"order": [[1], [2]], "note": "é"}
+    assert isinstance(read.shown_order, list) and len(read.shown_order) == 4
+    with pytest.raises(Exception) as raised:
+        assignment_get_for_labeler(assignment_id=leased.pk, labeler=other_labeler)
+    assert raised.value.code == "assignment_not_found"
+
+
+def test_project_list_matches_the_orm_and_hides_other_projects(project, labeler, admin_user):
+    Project.objects.create(name="Nobody's project", k=2)
+    Project.objects.create(name="Closed", k=2, is_active=False)
+    mine = projects_for_labeler_list(user=labeler)
+    assert [_values(p) for p in mine] == [_values(p) for p in projects_for_labeler(user=labeler)]
+    assert [p.name for p in mine] == [project.name]
+    everything = projects_for_labeler_list(user=admin_user)
+    assert [p.name for p in everything] == [p.name for p in projects_for_labeler(user=admin_user)]
+    assert "Closed" not in [p.name for p in everything] and len(everything) == 2
+    assert projects_for_labeler_list(user=labeler, project_id=project.pk + 1000) == []
+
+
+def test_rows_insert_writes_what_bulk_create_would(project, labeler, make_prompts):
+    from annotation.services.rankings import ranking_record
+
+    (prompt,) = make_prompts(project, 1)
+    first, second = candidates_add(prompt, 2)
+    ranking = ranking_record(
+        prompt=prompt, candidate_ids=[first.pk, second.pk], order=[[first.pk], [second.pk]], labeler=labeler
+    )
+    rows_insert(RankingItem, fields=("ranking", "candidate", "rank", "rating", "flags"), rows=[])
+    items = {item.candidate_id: item for item in RankingItem.objects.filter(ranking=ranking)}
+    assert items[first.pk].rank == 0 and items[second.pk].rank == 1 and items[first.pk].flags == []
+    assert ranking.comparisons.get().better_id == first.pk
+    assert Prompt.objects.get(pk=prompt.pk).comparisons.count() == 1
