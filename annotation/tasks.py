@@ -7,6 +7,7 @@ import logging
 from celery import shared_task
 
 from annotation.services.leases import assignments_expire as assignments_expire_service
+from annotation.services.leases import prompt_done_counts_reconcile as prompt_done_counts_reconcile_service
 
 logger = logging.getLogger(__name__)
 
@@ -17,6 +18,14 @@ def assignments_expire() -> int:
     if expired:
         logger.info("expired %d assignment lease(s)", expired)
     return expired
+
+
+@shared_task(name="annotation.prompt_done_counts_reconcile", soft_time_limit=5 * 60, time_limit=6 * 60)
+def prompt_done_counts_reconcile() -> int:
+    repaired = prompt_done_counts_reconcile_service()
+    if repaired:
+        logger.info("repaired the done counts of %d prompt(s)", repaired)
+    return repaired
 
 
 @shared_task(name="annotation.export_run", soft_time_limit=50 * 60, time_limit=55 * 60)

@@ -39,6 +39,10 @@ app.conf.update(
             "task": "annotation.assignments_expire",
             "schedule": 60.0,
         },
+        "reconcile-prompt-done-counts": {
+            "task": "annotation.prompt_done_counts_reconcile",
+            "schedule": crontab(minute="*/10"),
+        },
         "top-up-candidates": {
             "task": "annotation.generation.candidates_top_up",
             "schedule": 30.0,

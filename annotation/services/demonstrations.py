@@ -12,6 +12,7 @@ from annotation.errors import Conflict, ValidationFailed
 from annotation.models import Demonstration
 from annotation.models.assignments import TaskKind
 from annotation.services.assignments import assignment_claim_for_submit, assignment_mark_submitted
+from annotation.services.leases import prompt_done_counts_add
 
 MAX_DEMONSTRATION_CHARS = 50_000
 MAX_SECONDS_SPENT = 7 * 24 * 3600
@@ -88,5 +89,6 @@ def demonstration_submit(
         text=cleaned,
         seconds_spent=seconds,
     )
+    prompt_done_counts_add(prompt_id=assignment.prompt_id, kind=TaskKind.DEMONSTRATE)
     assignment_mark_submitted(assignment=assignment, idempotency_key=idempotency_key, now=now)
     return demonstration, True

@@ -9,6 +9,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
+from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation.models import Assignment, Candidate, Demonstration, Project, Prompt, Ranking
@@ -30,6 +32,40 @@ def assignments_expire(*, now: datetime | None = None) -> int:
     )
 
 
+def _done_count(kind: str) -> Coalesce:
+    rows = (
+        Ranking.objects.filter(prompt=OuterRef("pk"), source=RankingSource.LABELER)
+        if kind == TaskKind.RANK
+        else Demonstration.objects.filter(prompt=OuterRef("pk"))
+    )
+    grouped = rows.order_by().values("prompt").annotate(n=Count("pk")).values("n")[:1]
+    return Coalesce(Subquery(grouped, output_field=IntegerField()), Value(0))
+
+
+def prompt_done_counts_add(*, prompt_id: int, kind: str) -> None:
+    """Count one more piece of submitted work on the prompt; call it in the storing transaction."""
+    column = _DONE_COLUMN[kind]
+    Prompt.objects.filter(pk=prompt_id).update(**{column: F(column) + 1})
+
+
+@transaction.atomic
+def prompt_done_counts_reconcile() -> int:
+    """Set every prompt's done counts back to the rows they count; returns how many were off.
+
+    The services that store work keep the counts; this repairs what they cannot see (work deleted
+    in the admin, rows written by hand). Only prompts whose counts are off are written.
+    """
+    demonstrations, rankings = _done_count(TaskKind.DEMONSTRATE), _done_count(TaskKind.RANK)
+    stale = (
+        Prompt.objects.annotate(demonstrations_actual=demonstrations, rankings_actual=rankings)
+        .filter(~Q(demonstrations_done=F("demonstrations_actual")) | ~Q(rankings_done=F("rankings_actual")))
+        .values("pk")
+    )
+    return Prompt.objects.filter(pk__in=stale).update(
+        demonstrations_done=demonstrations, rankings_done=rankings
+    )
+
+
 # ---- The SQL every lease runs ------------------------------------------------------------------------
 # Written out rather than composed with the ORM: these run on every lease, and composing the
 # equivalent querysets (a dozen EXISTS clauses) cost several times more CPU than running them.
@@ -47,10 +83,7 @@ _HOLDS_SLOT = (
 )
 
 
-def _done_sql(kind: str) -> str:
-    if kind == TaskKind.RANK:
-        return f"SELECT 1 FROM {_R} r WHERE r.prompt_id = p.id AND r.source = '{RankingSource.LABELER}'"
-    return f"SELECT 1 FROM {_D} d WHERE d.prompt_id = p.id"
+_DONE_COLUMN: dict[str, str] = {TaskKind.RANK: "rankings_done", TaskKind.DEMONSTRATE: "demonstrations_done"}
 
 
 def _labeler_may_take_sql(kind: str) -> str:
@@ -85,10 +118,11 @@ def _next_prompt_sql(*, path: str, kind: str, rejected: int, lock: bool) -> str:
             f" AND a.kind = %(kind)s AND {_HOLDS_SLOT} GROUP BY a.prompt_id HAVING COUNT(*) < %(capacity)s)"
         )
     else:
-        # Prompts nobody holds or has done.
+        # Prompts nobody holds or has done. The literal "= 0" matches the partial index
+        # (prompt_untouched_<kind>), so the walk never visits prompts already worked on.
         source = (
-            f"NOT EXISTS (SELECT 1 FROM {_A} a WHERE a.prompt_id = p.id AND a.kind = %(kind)s"
-            f" AND {_HOLDS_SLOT} LIMIT 1 OFFSET 0) AND NOT EXISTS ({_done_sql(kind)} LIMIT 1 OFFSET 0)"
+            f"p.{_DONE_COLUMN[kind]} = 0 AND NOT EXISTS (SELECT 1 FROM {_A} a WHERE a.prompt_id = p.id"
+            f" AND a.kind = %(kind)s AND {_HOLDS_SLOT} LIMIT 1 OFFSET 0)"
         )
     not_rejected = (
         " AND p.id NOT IN ({})".format(", ".join(f"%(rejected{i})s" for i in range(rejected)))

@@ -15,6 +15,7 @@ from annotation.models import Comparison, Prompt, Ranking, RankingItem
 from annotation.models.assignments import Assignment, TaskKind
 from annotation.models.rankings import FLAG_KEYS, RankingSource
 from annotation.rows import rows_insert
+from annotation.services.leases import prompt_done_counts_add
 
 MAX_COMMENT_CHARS = 10_000
 
@@ -176,6 +177,8 @@ def ranking_record(
             for candidate_id in group
         ],
     )
+    if source == RankingSource.LABELER:
+        prompt_done_counts_add(prompt_id=prompt.pk, kind=TaskKind.RANK)
     now = timezone.now()
     rows_insert(
         Comparison,
