@@ -60,6 +60,12 @@ class Assignment(models.Model):
         indexes = [
             models.Index(fields=["prompt", "kind", "status"], name="assignment_slot_lookup"),
             models.Index(fields=["labeler", "status"], name="assignment_labeler_status"),
+            # The live leases of a project: few rows, read by every lease looking for partly done prompts.
+            models.Index(
+                fields=["project", "kind"],
+                condition=models.Q(status="leased"),
+                name="assignment_live_by_project",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -49,6 +49,16 @@ class Prompt(models.Model):
                 condition=models.Q(rankings_done=0),
                 name="prompt_untouched_rank",
             ),
+            models.Index(
+                fields=["project", "demonstrations_done"],
+                condition=models.Q(demonstrations_done__gt=0),
+                name="prompt_partly_demonstrate",
+            ),
+            models.Index(
+                fields=["project", "rankings_done"],
+                condition=models.Q(rankings_done__gt=0),
+                name="prompt_partly_rank",
+            ),
         ]
 
     def __str__(self) -> str:

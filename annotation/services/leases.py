@@ -111,17 +111,27 @@ def _labeler_may_take_sql(kind: str) -> str:
 
 @lru_cache(maxsize=64)
 def _next_prompt_sql(*, path: str, kind: str, rejected: int, lock: bool) -> str:
+    done = f"p.{_DONE_COLUMN[kind]}"
     if path == "partly_done":
-        # Prompts with slots held through assignments but not all of them: breadth-first.
+        # Prompts with some slots taken and one free: breadth-first. They are found from two small
+        # sets, never by scanning the work done: prompts with part of their work submitted (the
+        # partial index prompt_partly_<kind>, read by range) and prompts under a live lease (the
+        # partial index assignment_live_by_project); the literals match the indexes' conditions.
+        live = (
+            f"SELECT a.prompt_id FROM {_A} a WHERE a.project_id = %(project)s AND a.kind = %(kind)s"
+            f" AND a.status = '{AssignmentStatus.LEASED}' AND a.expires_at > %(now)s"
+        )
         source = (
-            f"p.id IN (SELECT a.prompt_id FROM {_A} a WHERE a.project_id = %(project)s"
-            f" AND a.kind = %(kind)s AND {_HOLDS_SLOT} GROUP BY a.prompt_id HAVING COUNT(*) < %(capacity)s)"
+            f"p.id IN (SELECT q.id FROM {_P} q WHERE q.project_id = %(project)s AND q.{_DONE_COLUMN[kind]} > 0"
+            f" AND q.{_DONE_COLUMN[kind]} < %(capacity)s UNION {live})"
+            f" AND {done} + (SELECT COUNT(*) FROM {_A} h WHERE h.prompt_id = p.id AND h.kind = %(kind)s"
+            f" AND h.status = '{AssignmentStatus.LEASED}' AND h.expires_at > %(now)s) < %(capacity)s"
         )
     else:
         # Prompts nobody holds or has done. The literal "= 0" matches the partial index
         # (prompt_untouched_<kind>), so the walk never visits prompts already worked on.
         source = (
-            f"p.{_DONE_COLUMN[kind]} = 0 AND NOT EXISTS (SELECT 1 FROM {_A} a WHERE a.prompt_id = p.id"
+            f"{done} = 0 AND NOT EXISTS (SELECT 1 FROM {_A} a WHERE a.prompt_id = p.id"
             f" AND a.kind = %(kind)s AND {_HOLDS_SLOT} LIMIT 1 OFFSET 0)"
         )
     not_rejected = (
