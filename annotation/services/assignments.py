@@ -97,8 +97,9 @@ def _lease_in_project(*, project: Project, labeler: User, kind: str, now: dateti
     while attempt < LEASE_ATTEMPTS:
         attempt += 1
         # Cheapest first: partly done prompts (breadth-first), then untouched ones in priority
-        # order; the exact ORM query is the last resort (it also finds prompts whose work came
-        # without assignments, e.g. rankings written by other means).
+        # order, both found through the prompts' done counts; the exact ORM query is the last
+        # resort (it counts the rows themselves, so it also finds a prompt whose counts are out
+        # of step, e.g. after work was deleted by hand, until the periodic job repairs them).
         prompt_id = None
         # With one slot per prompt nothing can be partly done: skip that query.
         for path in ("partly_done", "untouched") if capacity > 1 else ("untouched",):
