@@ -90,3 +90,32 @@ def rows_insert(model: type[Model], *, fields: Sequence[str], rows: Sequence[Seq
             f" VALUES {', '.join([placeholders] * len(rows))}",
             params,
         )
+
+
+def row_exists(sql: str, params: Sequence[Any]) -> bool:
+    """Whether the query (a `SELECT 1 ... LIMIT 1`) finds a row; for checks every submission runs."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(params))
+        return cursor.fetchone() is not None
+
+
+def row_update(instance: Model, *, fields: Sequence[str]) -> None:
+    """Write `fields` of a stored instance, as `save(update_fields=...)` does, in one plain UPDATE.
+
+    For the one row every submission marks; the fields' own `get_db_prep_save` prepares the values.
+    """
+    model = type(instance)
+    concrete = [model._meta.get_field(name) for name in fields]
+    if not all(isinstance(field, Field) for field in concrete):
+        raise ValueError(f"row_update takes concrete fields of {model.__name__}, got {list(fields)}")
+    quote = connection.ops.quote_name
+    columns, params = [], []
+    for field in cast(list[Field], concrete):
+        columns.append(f"{quote(str(field.column))} = %s")
+        params.append(field.get_db_prep_save(getattr(instance, field.attname), connection))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(model._meta.db_table)} SET {', '.join(columns)}"
+            f" WHERE {quote(str(model._meta.pk.column))} = %s",
+            [*params, instance.pk],
+        )

@@ -22,7 +22,7 @@ from django.utils import timezone
 from annotation.errors import Conflict, NotFound, ValidationFailed
 from annotation.models import Assignment, Project, Prompt
 from annotation.models.assignments import AssignmentStatus, TaskKind
-from annotation.rows import row_reader
+from annotation.rows import row_exists, row_reader, row_update
 from annotation.selectors.projects import projects_for_labeler_list
 from annotation.selectors.queue import KINDS, prompts_needing_work, slot_capacity
 from annotation.services.leases import (
@@ -296,7 +296,10 @@ def assignment_claim_for_submit(
         raise Conflict("this task was already submitted", code="already_submitted")
     if assignment.status == AssignmentStatus.SKIPPED:
         raise Conflict("this task was skipped; it cannot be submitted", code="skipped")
-    if Assignment.objects.filter(labeler=labeler, idempotency_key=key).exclude(pk=assignment.pk).exists():
+    if row_exists(
+        f"SELECT 1 FROM {Assignment._meta.db_table} WHERE labeler_id = %s AND idempotency_key = %s AND id <> %s LIMIT 1",
+        [labeler.pk, key, assignment.pk],
+    ):
         raise Conflict(
             "this idempotency_key was already used for another task", code="idempotency_key_reused"
         )
@@ -331,4 +334,4 @@ def assignment_mark_submitted(*, assignment: Assignment, idempotency_key: str, n
     assignment.status = AssignmentStatus.SUBMITTED
     assignment.submitted_at = now
     assignment.idempotency_key = idempotency_key.strip()
-    assignment.save(update_fields=["status", "submitted_at", "idempotency_key"])
+    row_update(assignment, fields=["status", "submitted_at", "idempotency_key"])

@@ -11,6 +11,7 @@ from django.utils import timezone
 from annotation.errors import Conflict, ValidationFailed
 from annotation.models import Demonstration
 from annotation.models.assignments import TaskKind
+from annotation.rows import row_exists
 from annotation.services.assignments import assignment_claim_for_submit, assignment_mark_submitted
 from annotation.services.leases import prompt_done_counts_add
 
@@ -78,7 +79,10 @@ def demonstration_submit(
         return Demonstration.objects.get(assignment=assignment), False
     cleaned = demonstration_text_validate(text=text, min_chars=assignment.project.min_demonstration_chars)
     seconds = seconds_spent_validate(seconds_spent=seconds_spent)
-    if Demonstration.objects.filter(prompt_id=assignment.prompt_id, labeler=labeler).exists():
+    if row_exists(
+        f"SELECT 1 FROM {Demonstration._meta.db_table} WHERE prompt_id = %s AND labeler_id = %s LIMIT 1",
+        [assignment.prompt_id, labeler.pk],
+    ):
         raise Conflict(
             "you have already written a demonstration for this prompt", code="already_demonstrated"
         )

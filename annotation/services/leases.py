@@ -45,7 +45,8 @@ def _done_count(kind: str) -> Coalesce:
 def prompt_done_counts_add(*, prompt_id: int, kind: str) -> None:
     """Count one more piece of submitted work on the prompt; call it in the storing transaction."""
     column = _DONE_COLUMN[kind]
-    Prompt.objects.filter(pk=prompt_id).update(**{column: F(column) + 1})
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {_P} SET {column} = {column} + 1 WHERE id = %s", [prompt_id])
 
 
 @transaction.atomic

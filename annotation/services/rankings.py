@@ -14,7 +14,7 @@ from annotation.errors import ValidationFailed
 from annotation.models import Comparison, Prompt, Ranking, RankingItem
 from annotation.models.assignments import Assignment, TaskKind
 from annotation.models.rankings import FLAG_KEYS, RankingSource
-from annotation.rows import rows_insert
+from annotation.rows import row_exists, rows_insert
 from annotation.services.leases import prompt_done_counts_add
 
 MAX_COMMENT_CHARS = 10_000
@@ -150,7 +150,10 @@ def ranking_record(
         )
     if seconds_spent < 0:
         raise ValidationFailed("seconds_spent cannot be negative", code="invalid_time")
-    if labeler is not None and Ranking.objects.filter(prompt=prompt, labeler=labeler).exists():
+    if labeler is not None and row_exists(
+        f"SELECT 1 FROM {Ranking._meta.db_table} WHERE prompt_id = %s AND labeler_id = %s LIMIT 1",
+        [prompt.pk, labeler.pk],
+    ):
         raise ValidationFailed("this labeler has already ranked this prompt", code="already_ranked")
 
     ranking = Ranking.objects.create(

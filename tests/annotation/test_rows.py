@@ -65,3 +65,24 @@ def test_rows_insert_writes_what_bulk_create_would(project, labeler, make_prompt
     assert items[first.pk].rank == 0 and items[second.pk].rank == 1 and items[first.pk].flags == []
     assert ranking.comparisons.get().better_id == first.pk
     assert Prompt.objects.get(pk=prompt.pk).comparisons.count() == 1
+
+
+def test_row_update_and_row_exists(project, labeler, make_prompts):
+    from annotation.rows import row_exists, row_update
+
+    (prompt,) = make_prompts(project, 1)
+    leased, _ = assignment_lease(labeler=labeler, kind="demonstrate")
+    sql = f"SELECT 1 FROM {Assignment._meta.db_table} WHERE labeler_id = %s AND idempotency_key = %s LIMIT 1"
+    assert not row_exists(sql, [labeler.pk, "key-1"])
+    leased.status, leased.submitted_at, leased.idempotency_key = "submitted", timezone.now(), "key-1"
+    row_update(leased, fields=["status", "submitted_at", "idempotency_key"])
+    stored = Assignment.objects.get(pk=leased.pk)
+    assert (stored.status, stored.submitted_at, stored.idempotency_key) == (
+        "submitted",
+        leased.submitted_at,
+        "key-1",
+    )
+    assert stored.draft == leased.draft and stored.prompt_id == prompt.pk  # other fields untouched
+    assert row_exists(sql, [labeler.pk, "key-1"])
+    with pytest.raises(ValueError):
+        row_update(leased, fields=["demonstration"])
