@@ -207,6 +207,8 @@ class RankingSubmitApi(APIView):
         items: dict[int, ItemInput] = {}
         for item in data["items"]:
             if item["candidate"] in items:
+                # Someone else's (or no) assignment is a 404 whatever the body holds.
+                assignment_get_for_labeler(assignment_id=assignment_id, labeler=request.user)
                 raise ValidationFailed(
                     f"candidate {item['candidate']} has more than one entry in items",
                     code="repeated_candidate",

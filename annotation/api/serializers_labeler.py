@@ -9,7 +9,7 @@ from annotation.services.rankings import comparisons_from_order
 
 
 class LeaseInputSerializer(serializers.Serializer):
-    project = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    project = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=2**63 - 1)
     kind = serializers.ChoiceField(
         choices=[*TaskKind.values, "any"], required=False, default="any", help_text="demonstrate, rank or any"
     )
@@ -84,7 +84,8 @@ class DraftOutputSerializer(serializers.Serializer):
 
 
 class SkipInputSerializer(serializers.Serializer):
-    reason = serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=2000)
+    # No length limit here: the service refuses a reason over MAX_SKIP_REASON_CHARS with its own code.
+    reason = serializers.CharField(allow_blank=True, trim_whitespace=False)
 
 
 class SkipOutputSerializer(serializers.Serializer):

@@ -43,6 +43,8 @@ def projects_for_labeler_list(*, user: User, project_id: int | None = None) -> l
     Every lease starts here; on the 2-core reference machine the ORM's join cost several times
     the CPU of this read (see annotation/rows.py).
     """
+    if project_id is not None and not 0 < project_id <= 2**63 - 1:
+        return []  # no such id can exist (and SQLite would overflow)
     projects = row_reader(Project, alias="j")
     table, memberships = Project._meta.db_table, Membership._meta.db_table
     sql = f"SELECT {projects.columns} FROM {table} j WHERE j.is_active = %(true)s"

@@ -23,7 +23,7 @@ from annotation.selectors.projects import guidelines_html, projects_for_labeler
 KINDS: tuple[str, ...] = (TaskKind.RANK, TaskKind.DEMONSTRATE)
 
 
-def _count(queryset: QuerySet) -> Coalesce:
+def count_per_prompt(queryset: QuerySet) -> Coalesce:
     """A correlated COUNT(*) subquery over rows of one prompt (0 when there are none)."""
     grouped = queryset.order_by().values("prompt").annotate(n=Count("pk")).values("n")[:1]
     return Coalesce(Subquery(grouped, output_field=IntegerField()), Value(0))
@@ -49,15 +49,15 @@ def prompts_needing_work(
     """
     now = now or timezone.now()
     capacity = slot_capacity(project=project, kind=kind)
-    live = _count(Assignment.objects.filter(live_leases(now=now), prompt=OuterRef("pk"), kind=kind))
+    live = count_per_prompt(Assignment.objects.filter(live_leases(now=now), prompt=OuterRef("pk"), kind=kind))
     mine = Assignment.objects.filter(prompt=OuterRef("pk"), labeler=labeler, kind=kind).exclude(
         status=AssignmentStatus.EXPIRED
     )
     prompts = Prompt.objects.filter(project=project).filter(~Exists(mine))
     if kind == TaskKind.RANK:
-        done = _count(Ranking.objects.filter(prompt=OuterRef("pk"), source=RankingSource.LABELER))
+        done = count_per_prompt(Ranking.objects.filter(prompt=OuterRef("pk"), source=RankingSource.LABELER))
         prompts = (
-            prompts.annotate(ready=_count(Candidate.objects.filter(prompt=OuterRef("pk"))))
+            prompts.annotate(ready=count_per_prompt(Candidate.objects.filter(prompt=OuterRef("pk"))))
             .filter(ready__gte=project.k)
             .filter(
                 ~Exists(Ranking.objects.filter(prompt=OuterRef("pk"), labeler=labeler)),
@@ -65,7 +65,7 @@ def prompts_needing_work(
             )
         )
     else:
-        done = _count(Demonstration.objects.filter(prompt=OuterRef("pk")))
+        done = count_per_prompt(Demonstration.objects.filter(prompt=OuterRef("pk")))
         prompts = prompts.filter(
             ~Exists(Demonstration.objects.filter(prompt=OuterRef("pk"), labeler=labeler))
         )

@@ -16,11 +16,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from annotation.errors import Conflict, NotFound, ValidationFailed
-from annotation.models import Assignment, Project, Prompt
+from annotation.models import Assignment, Membership, Project, Prompt
 from annotation.models.assignments import AssignmentStatus, TaskKind
 from annotation.rows import row_exists, row_reader, row_update
 from annotation.selectors.projects import projects_for_labeler_list
@@ -34,6 +34,7 @@ from annotation.services.leases import (
     slots_taken,
 )
 
+MAX_ID = 2**63 - 1  # the largest id a BigAutoField can hold
 MAX_DRAFT_CHARS = 200_000
 MAX_SKIP_REASON_CHARS = 500
 # When every prompt with a free slot is locked by labelers mid-lease, try again shortly: their
@@ -52,6 +53,8 @@ def assignment_get_for_labeler(*, assignment_id: int, labeler: User, lock: bool 
     the transaction ends. Written as SQL read through `row_reader`: every submission runs it, and
     the ORM's select_related query cost about three times the CPU.
     """
+    if not 0 < assignment_id <= MAX_ID:  # the database cannot hold it (and SQLite would overflow)
+        raise NotFound(f"assignment {assignment_id} not found", code="assignment_not_found")
     assignments = row_reader(Assignment, alias="a")
     projects = row_reader(Project, alias="j")
     prompts = row_reader(Prompt, alias="p")
@@ -257,9 +260,11 @@ def assignment_draft_save(*, assignment_id: int, labeler: User, draft: Any) -> d
         )
     saved_at = timezone.now()
     # A plain UPDATE, no row lock: autosave must never queue behind a submission.
-    Assignment.objects.filter(
+    stored = Assignment.objects.filter(
         pk=assignment.pk, status__in=[AssignmentStatus.LEASED, AssignmentStatus.EXPIRED]
     ).update(draft=draft, draft_saved_at=saved_at)
+    if not stored:  # submitted or skipped since it was read
+        raise Conflict("this task was closed while the draft was saved", code="task_closed")
     return saved_at
 
 
@@ -296,6 +301,15 @@ def assignment_claim_for_submit(
         raise Conflict("this task was already submitted", code="already_submitted")
     if assignment.status == AssignmentStatus.SKIPPED:
         raise Conflict("this task was skipped; it cannot be submitted", code="skipped")
+    if not assignment.project.is_active or not (
+        labeler.is_staff
+        or labeler.is_superuser
+        or row_exists(
+            f"SELECT 1 FROM {Membership._meta.db_table} WHERE project_id = %s AND user_id = %s LIMIT 1",
+            [assignment.project_id, labeler.pk],
+        )
+    ):
+        raise Conflict("this project is closed to you now; your work was not stored", code="project_closed")
     if row_exists(
         f"SELECT 1 FROM {Assignment._meta.db_table} WHERE labeler_id = %s AND idempotency_key = %s AND id <> %s LIMIT 1",
         [labeler.pk, key, assignment.pk],
@@ -334,4 +348,9 @@ def assignment_mark_submitted(*, assignment: Assignment, idempotency_key: str, n
     assignment.status = AssignmentStatus.SUBMITTED
     assignment.submitted_at = now
     assignment.idempotency_key = idempotency_key.strip()
-    row_update(assignment, fields=["status", "submitted_at", "idempotency_key"])
+    try:
+        row_update(assignment, fields=["status", "submitted_at", "idempotency_key"])
+    except IntegrityError:  # the same key sent for another task at the same instant
+        raise Conflict(
+            "this idempotency_key was already used for another task", code="idempotency_key_reused"
+        ) from None

@@ -9,14 +9,14 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models import F, OuterRef, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation.models import Assignment, Candidate, Demonstration, Project, Prompt, Ranking
 from annotation.models.assignments import AssignmentStatus, TaskKind
 from annotation.models.rankings import RankingSource
-from annotation.selectors.queue import slot_capacity
+from annotation.selectors.queue import count_per_prompt, slot_capacity
 
 
 @transaction.atomic
@@ -33,13 +33,9 @@ def assignments_expire(*, now: datetime | None = None) -> int:
 
 
 def _done_count(kind: str) -> Coalesce:
-    rows = (
-        Ranking.objects.filter(prompt=OuterRef("pk"), source=RankingSource.LABELER)
-        if kind == TaskKind.RANK
-        else Demonstration.objects.filter(prompt=OuterRef("pk"))
-    )
-    grouped = rows.order_by().values("prompt").annotate(n=Count("pk")).values("n")[:1]
-    return Coalesce(Subquery(grouped, output_field=IntegerField()), Value(0))
+    if kind == TaskKind.RANK:
+        return count_per_prompt(Ranking.objects.filter(prompt=OuterRef("pk"), source=RankingSource.LABELER))
+    return count_per_prompt(Demonstration.objects.filter(prompt=OuterRef("pk")))
 
 
 def prompt_done_counts_add(*, prompt_id: int, kind: str) -> None:
@@ -70,8 +66,10 @@ def prompt_done_counts_reconcile() -> int:
 # ---- The SQL every lease runs ------------------------------------------------------------------------
 # Written out rather than composed with the ORM: these run on every lease, and composing the
 # equivalent querysets (a dozen EXISTS clauses) cost several times more CPU than running them.
-# They read the same rules as annotation.selectors.queue.prompts_needing_work, which stays the
-# exact (slower) answer used for counts and as the lease's last resort.
+# They take the same prompts as annotation.selectors.queue.prompts_needing_work, which stays the
+# exact (slower) answer used for counts and as the lease's last resort. The order differs in one
+# respect: among partly done prompts the fast path takes the highest priority, where the exact
+# query takes the fullest first; both serve every partly done prompt before an untouched one.
 
 _P, _A = Prompt._meta.db_table, Assignment._meta.db_table
 _C, _D, _R = Candidate._meta.db_table, Demonstration._meta.db_table, Ranking._meta.db_table

@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from annotation.errors import ValidationFailed
+from annotation.errors import Conflict, ValidationFailed
 from annotation.models import Comparison, Prompt, Ranking, RankingItem
 from annotation.models.assignments import Assignment, TaskKind
 from annotation.models.rankings import FLAG_KEYS, RankingSource
@@ -123,6 +123,7 @@ def items_validate(*, items: dict[int, ItemInput], candidate_ids: Sequence[int])
 
 # No savepoint of its own inside a caller's transaction (a submission, an import): any error
 # rolls the caller's whole transaction back anyway, and a savepoint costs two round trips.
+# A caller that catches its errors and carries on must wrap the call in its own atomic block.
 @transaction.atomic(savepoint=False)
 def ranking_record(
     *,
@@ -154,7 +155,8 @@ def ranking_record(
         f"SELECT 1 FROM {Ranking._meta.db_table} WHERE prompt_id = %s AND labeler_id = %s LIMIT 1",
         [prompt.pk, labeler.pk],
     ):
-        raise ValidationFailed("this labeler has already ranked this prompt", code="already_ranked")
+        # A conflict with stored work, as for a second demonstration: 409, not a bad body.
+        raise Conflict("this labeler has already ranked this prompt", code="already_ranked")
 
     ranking = Ranking.objects.create(
         prompt=prompt,

@@ -267,3 +267,43 @@ def test_invalid_lease_input(project, labeler):
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid"
     missing = client.post("/api/labeler/assignments/lease/", {"project": 987654}, format="json")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "project_not_found"
+
+
+def test_ids_beyond_the_database_and_deep_json_are_clean_refusals(rank_setup):
+    client, task = rank_setup
+    huge = 2**70
+    assert client.get(f"/api/labeler/assignments/{huge}/").status_code == 404
+    response = client.post("/api/labeler/assignments/lease/", {"project": huge}, format="json")
+    assert response.status_code == 400 and "project" in json.dumps(response.json())
+    nested = "[" * 100_000 + "]" * 100_000
+    response = client.put(
+        f"/api/labeler/assignments/{task['id']}/draft/", nested, content_type="application/json"
+    )
+    assert response.status_code == 400
+
+
+def test_repeated_items_on_someone_elses_task_is_404(rank_setup, other_labeler):
+    _client, task = rank_setup
+    intruder = APIClient()
+    intruder.force_authenticate(other_labeler)
+    first = task["candidates"][0]["id"]
+    body = {"order": [[first]], "items": [{"candidate": first}, {"candidate": first}], "idempotency_key": "k"}
+    response = intruder.post(f"/api/labeler/assignments/{task['id']}/ranking/", body, format="json")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "assignment_not_found"
+
+
+def test_work_sent_after_the_project_closed_or_membership_ended_is_refused(rank_setup, project, labeler):
+    client, task = rank_setup
+    ids = [candidate["id"] for candidate in task["candidates"]]
+    body = {"order": [ids], "idempotency_key": "late"}
+    url = f"/api/labeler/assignments/{task['id']}/ranking/"
+    project.is_active = False
+    project.save(update_fields=["is_active"])
+    response = client.post(url, body, format="json")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "project_closed"
+    project.is_active = True
+    project.save(update_fields=["is_active"])
+    project.memberships.filter(user=labeler).delete()
+    response = client.post(url, body, format="json")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "project_closed"
+    assert _stored() == (0, 0, 0) and Assignment.objects.get(pk=task["id"]).status == AssignmentStatus.LEASED

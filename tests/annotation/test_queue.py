@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from annotation.errors import Conflict, NotFound, ValidationFailed
-from annotation.models import Assignment, Demonstration, Membership, Project
+from annotation.models import Assignment, Demonstration, Membership, Project, Prompt
 from annotation.models.assignments import AssignmentStatus, TaskKind
 from annotation.selectors.queue import labeler_counts, work_available
 from annotation.services.assignments import (
@@ -184,6 +184,8 @@ def test_rankings_without_assignments_count_and_the_exact_path_finds_them(
     Membership.objects.create(project=project, user=third)
     # One of two rank slots taken by a ranking recorded directly (as a script or an import would).
     ranking_record(prompt=prompt, candidate_ids=ids, order=[ids], labeler=third)
+    # Counts out of step with the rows (work written by hand): neither fast path sees the prompt.
+    Prompt.objects.filter(pk=prompt.pk).update(rankings_done=5)
     first, created = assignment_lease(labeler=labeler, kind=TaskKind.RANK)
     assert created and first.prompt == prompt
     # Now one direct ranking plus one live lease: full.

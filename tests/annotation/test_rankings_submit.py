@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -47,6 +48,19 @@ def test_shown_order_is_reproducible_and_differs_between_labelers(
     assert first.prompt_id == second.prompt_id
     # Seeded by each assignment's own fields: two labelers see different selections or orders.
     assert first.shown_order != second.shown_order
+    from annotation.services.assignments import _shown_order
+
+    candidate_ids = sorted(prompt.candidates.values_list("pk", flat=True))
+    for assignment in (first, second):
+        stored = Assignment.objects.get(pk=assignment.pk)
+        again = _shown_order(
+            candidate_ids=candidate_ids,
+            prompt_id=stored.prompt_id,
+            labeler_id=stored.labeler_id,
+            leased_at=stored.leased_at,
+            k=project.k,
+        )
+        assert again == stored.shown_order
 
 
 def test_late_submission_through_the_api(project, labeler, other_labeler, make_prompts):
@@ -71,3 +85,19 @@ def test_late_submission_through_the_api(project, labeler, other_labeler, make_p
     error = response.json()["error"]
     assert error["code"] == "lease_expired" and "not stored" in error["message"]
     assert not Ranking.objects.exists()
+
+
+def test_a_second_ranking_of_the_same_prompt_is_a_conflict(project, labeler, make_prompts):
+    from annotation.errors import Conflict
+    from annotation.services.rankings import ranking_record
+
+    (prompt,) = make_prompts(project, 1)
+    ids = [candidate.pk for candidate in candidates_add(prompt, 2)]
+    ranking_record(prompt=prompt, candidate_ids=ids, order=[ids], labeler=labeler)
+    with (
+        pytest.raises(Conflict) as raised,
+        transaction.atomic(),
+    ):  # no savepoint of its own: see ranking_record
+        ranking_record(prompt=prompt, candidate_ids=ids, order=[ids], labeler=labeler)
+    assert raised.value.code == "already_ranked" and raised.value.status_code == 409
+    assert Ranking.objects.count() == 1

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import FieldDoesNotExist
 from django.utils import timezone
 
-from annotation.models import Assignment, Project, Prompt, RankingItem
+from annotation.models import Assignment, Project, RankingItem
 from annotation.rows import rows_insert
 from annotation.selectors.projects import projects_for_labeler, projects_for_labeler_list
 from annotation.services.assignments import assignment_get_for_labeler, assignment_lease
@@ -52,19 +53,33 @@ def test_project_list_matches_the_orm_and_hides_other_projects(project, labeler,
     assert projects_for_labeler_list(user=labeler, project_id=project.pk + 1000) == []
 
 
-def test_rows_insert_writes_what_bulk_create_would(project, labeler, make_prompts):
-    from annotation.services.rankings import ranking_record
+def test_rows_insert_writes_what_bulk_create_would(project, labeler, other_labeler, make_prompts):
+    from annotation.models import Ranking
 
     (prompt,) = make_prompts(project, 1)
     first, second = candidates_add(prompt, 2)
-    ranking = ranking_record(
-        prompt=prompt, candidate_ids=[first.pk, second.pk], order=[[first.pk], [second.pk]], labeler=labeler
+    rankings = [
+        Ranking.objects.create(prompt=prompt, labeler=user, order=[]) for user in (labeler, other_labeler)
+    ]
+    rows = [(first.pk, 0, 7, ["hallucination", "é"]), (second.pk, 1, None, [])]
+    fields = ("ranking", "candidate", "rank", "rating", "flags")
+    rows_insert(RankingItem, fields=fields, rows=[(rankings[0].pk, *row) for row in rows])
+    RankingItem.objects.bulk_create(
+        RankingItem(ranking=rankings[1], candidate_id=c, rank=r, rating=rating, flags=flags)
+        for c, r, rating, flags in rows
     )
-    rows_insert(RankingItem, fields=("ranking", "candidate", "rank", "rating", "flags"), rows=[])
-    items = {item.candidate_id: item for item in RankingItem.objects.filter(ranking=ranking)}
-    assert items[first.pk].rank == 0 and items[second.pk].rank == 1 and items[first.pk].flags == []
-    assert ranking.comparisons.get().better_id == first.pk
-    assert Prompt.objects.get(pk=prompt.pk).comparisons.count() == 1
+
+    def stored(ranking):
+        values = [
+            _values(item) for item in RankingItem.objects.filter(ranking=ranking).order_by("candidate_id")
+        ]
+        return [{k: v for k, v in row.items() if k not in ("id", "ranking_id")} for row in values]
+
+    assert stored(rankings[0]) == stored(rankings[1]) and len(stored(rankings[0])) == 2
+    assert stored(rankings[0])[0]["flags"] == ["hallucination", "é"]
+    rows_insert(RankingItem, fields=fields, rows=[])  # nothing to write: no statement, no error
+    with pytest.raises(FieldDoesNotExist):
+        rows_insert(RankingItem, fields=("ranking", "comparisons"), rows=[(rankings[0].pk, 1)])
 
 
 def test_row_update_and_row_exists(project, labeler, make_prompts):
