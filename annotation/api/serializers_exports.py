@@ -23,6 +23,14 @@ class ExportFiltersSerializer(serializers.Serializer):
     exclude_flagged = serializers.BooleanField(required=False, default=False)
     anonymise_seed = serializers.CharField(required=False, max_length=200)
 
+    def to_internal_value(self, data):
+        # DRF drops keys it does not declare; a misspelt filter would then export everything.
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({key: ["unknown filter"] for key in unknown})
+        return super().to_internal_value(data)
+
 
 class ExportStartInputSerializer(serializers.Serializer):
     export_format = serializers.ChoiceField(choices=sorted(FORMATS))

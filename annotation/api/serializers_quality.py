@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from annotation.selectors.stats import MAX_DAYS
+
 
 class AgreementFieldsMixin(serializers.Serializer):
     agreement = serializers.FloatField(allow_null=True, help_text="Pairwise agreement, 0-1.")
@@ -59,7 +61,7 @@ class PromptAgreementSerializer(AgreementFieldsMixin):
 
 
 class DaysQuerySerializer(serializers.Serializer):
-    days = serializers.IntegerField(required=False, default=30, min_value=1, max_value=366)
+    days = serializers.IntegerField(required=False, default=30, min_value=1, max_value=MAX_DAYS)
 
 
 class ThroughputPointSerializer(serializers.Serializer):

@@ -72,15 +72,19 @@ def _parse_moment(value: Any, *, name: str, end_of_day: bool) -> datetime | None
         if end_of_day:
             moment += timedelta(days=1)
     elif isinstance(value, str):
-        moment = parse_datetime(value.strip())
+        not_a_date = ValidationFailed(
+            f"{name} must be an ISO date (2024-05-01) or date-time, not {value!r}",
+            code="invalid_filter",
+            details={"filter": name},
+        )
+        try:  # well-formed but impossible (2024-02-30, 25:00) raises ValueError
+            moment = parse_datetime(value.strip())
+            day = parse_date(value.strip()) if moment is None else None
+        except ValueError:
+            raise not_a_date from None
         if moment is None:
-            day = parse_date(value.strip())
             if day is None:
-                raise ValidationFailed(
-                    f"{name} must be an ISO date (2024-05-01) or date-time, not {value!r}",
-                    code="invalid_filter",
-                    details={"filter": name},
-                )
+                raise not_a_date
             moment = datetime.combine(day, time.min) + (timedelta(days=1) if end_of_day else timedelta())
     else:
         raise ValidationFailed(

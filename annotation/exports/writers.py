@@ -8,10 +8,11 @@ is drained after each group: Parquet only appends, so no seekable file is needed
 from __future__ import annotations
 
 import io
-import json
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+from annotation.exports.text import json_encode
 
 FILE_FORMATS = {
     "jsonl": ("application/x-ndjson", "jsonl"),
@@ -19,13 +20,11 @@ FILE_FORMATS = {
     "parquet": ("application/vnd.apache.parquet", "parquet"),
 }
 
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
 
 def jsonl_chunks(batches: Iterable[list[dict[str, Any]]]) -> Iterator[bytes]:
     for records in batches:
         if records:
-            yield ("\n".join(map(_encode, records)) + "\n").encode("utf-8")
+            yield ("\n".join(map(json_encode, records)) + "\n").encode("utf-8")
 
 
 def gzip_chunks(chunks: Iterable[bytes], *, level: int = 6) -> Iterator[bytes]:

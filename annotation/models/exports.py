@@ -25,6 +25,8 @@ class ExportJob(models.Model):
     filters = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=20, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
     rows_written = models.PositiveBigIntegerField(default=0)
+    # Source rows read so far, against rows_total (a ranking is read per comparison, written per prompt).
+    rows_read = models.PositiveBigIntegerField(default=0)
     rows_total = models.PositiveBigIntegerField(null=True, blank=True)
     file_path = models.CharField(max_length=500, blank=True)
     error = models.TextField(blank=True)

@@ -20,6 +20,8 @@ from datetime import date, datetime
 from itertools import combinations, groupby
 from typing import Any
 
+from django.utils import timezone
+
 from annotation.models import Ranking
 from annotation.services.rankings import comparisons_from_order
 
@@ -171,7 +173,7 @@ def agreement_scan(
             agreed, compared = pairwise_counts(first.pairs, second.pairs)
             tau = kendall_tau_b(first.ranks, second.ranks)
             report.project.add(agreed=agreed, compared=compared, tau=tau)
-            day = max(first.created_at, second.created_at).date()
+            day = timezone.localtime(max(first.created_at, second.created_at)).date()  # as throughput's days
             report.days[day].add(agreed=agreed, compared=compared, tau=tau)
             if keep_prompts:
                 report.prompts[first.prompt_id].add(agreed=agreed, compared=compared, tau=tau)

@@ -32,12 +32,12 @@ def export_job_get_for_admin(*, user, job_id: int) -> ExportJob:
 
 
 def export_job_progress(*, job: ExportJob) -> float:
-    """0-1; a finished job is 1, a running one its written rows over the rows it will read."""
+    """0-1; a finished job is 1, a running one the source rows read over the rows it will read."""
     if job.status == ExportStatus.SUCCEEDED:
         return 1.0
     if not job.rows_total:
         return 0.0
-    return min(0.99, job.rows_written / job.rows_total)
+    return min(0.99, job.rows_read / job.rows_total)
 
 
 def export_job_file(*, job: ExportJob) -> Path:

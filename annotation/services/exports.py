@@ -166,7 +166,7 @@ def export_job_run(*, job_id: int) -> ExportJob | None:
     redelivered after a worker died starts its file again from the beginning."""
     claimed = ExportJob.objects.filter(
         pk=job_id, status__in=[ExportStatus.QUEUED, ExportStatus.RUNNING]
-    ).update(status=ExportStatus.RUNNING, rows_written=0, error="")
+    ).update(status=ExportStatus.RUNNING, rows_written=0, rows_read=0, error="")
     job = ExportJob.objects.select_related("project").filter(pk=job_id).first()
     if job is None or not claimed:
         return job
@@ -182,8 +182,8 @@ def export_job_run(*, job_id: int) -> ExportJob | None:
         total = export_source_count(request=request)
         ExportJob.objects.filter(pk=job.pk).update(rows_total=total)
 
-        def progress(written: int, _read: int) -> None:
-            ExportJob.objects.filter(pk=job.pk).update(rows_written=written)
+        def progress(written: int, read: int) -> None:
+            ExportJob.objects.filter(pk=job.pk).update(rows_written=written, rows_read=read)
 
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(partial, "wb") as handle:

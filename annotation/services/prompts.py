@@ -97,7 +97,7 @@ def _parse_priority(value: Any) -> int:
         raise ValidationFailed("priority must be an integer")
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float
         raise ValidationFailed(f"priority must be an integer, not {value!r}") from None
     if isinstance(value, float) and number != value:
         raise ValidationFailed(f"priority must be an integer, not {value!r}")

@@ -176,3 +176,34 @@ def test_export_job_is_sent_to_the_redis_broker_after_commit(
         message = json.loads(raw)
         assert message["headers"]["task"] == "annotation.export_run"
         assert json.loads(__import__("base64").b64decode(message["body"]))[0] == [job.pk]
+
+
+@pytest.mark.django_db
+def test_job_progress_counts_rows_read_and_misspelt_filters_are_refused(
+    ranked, project_admin, api_client, export_dir
+):
+    from annotation.models import Ranking
+    from annotation.selectors.exports import export_job_progress
+
+    # Rankings are read one per ranking but written one per prompt: progress follows the reading.
+    job = export_job_create(
+        project=ranked, requested_by=project_admin, export_format="rankings", file_format="jsonl", filters={}
+    )
+    job = export_job_run(job_id=job.pk)
+    assert job.status == ExportStatus.SUCCEEDED and job.rows_written == 3
+    assert job.rows_read == Ranking.objects.filter(prompt__project=ranked).count() == 6
+    job.status, job.rows_total, job.rows_read, job.rows_written = ExportStatus.RUNNING, 6, 3, 1
+    assert export_job_progress(job=job) == 0.5
+
+    api_client.force_authenticate(project_admin)
+    response = api_client.post(
+        f"/api/projects/{ranked.pk}/exports/start",
+        {"export_format": "pairs", "filters": {"min_agreemnt": 0.9}},
+        format="json",
+    )
+    assert response.status_code == 400 and "min_agreemnt" in json.dumps(response.json())
+    assert ExportJob.objects.count() == 1
+    impossible = api_client.get(
+        f"/api/projects/{ranked.pk}/exports/stream?export_format=pairs&date_from=2024-02-30"
+    )
+    assert impossible.status_code == 400 and impossible.json()["error"]["code"] == "invalid_filter"

@@ -70,11 +70,13 @@ def test_one_bad_line_imports_nothing_and_every_bad_line_is_named(project):
                 {"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]}
             ).encode(),
             json.dumps({"tags": ["no prompt"]}).encode(),
+            b'{"prompt": "Huge", "priority": 1e400}',
         ]
     )
     report = prompts_import(project=project, content=content, filename="bad.jsonl")
     assert not report.ok and report.imported == 0
-    assert [error["line"] for error in report.errors] == [2, 3, 4, 5]
+    assert [error["line"] for error in report.errors] == [2, 3, 4, 5, 6]
+    assert "priority" in report.errors[4]["reason"]
     assert "invalid JSON" in report.errors[0]["reason"]
     assert "priority" in report.errors[1]["reason"]
     assert "last message must be from the user" in report.errors[2]["reason"]

@@ -76,6 +76,8 @@ class Command(BaseCommand):
         else:
             # Write beside the target and rename, so an interrupted export leaves no half file.
             path = Path(output)
+            if not path.parent.is_dir():
+                raise CommandError(f"cannot write {path}: folder {path.parent} does not exist")
             partial = path.with_name(path.name + ".part")
             try:
                 with open(partial, "wb") as handle:
