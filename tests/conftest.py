@@ -8,6 +8,7 @@ CELERY_BROKER_URL. Without them they are skipped with the reason printed; with R
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -19,6 +20,7 @@ from annotation.models.projects import Role
 from annotation.services.prompts import prompt_create
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def _unavailable(item: pytest.Item, reason: str) -> None:
@@ -40,6 +42,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         _unavailable(item, "needs PostgreSQL: set DATABASE_URL=postgres://...")
     if item.get_closest_marker("redis") and not _broker_is_redis():
         _unavailable(item, "needs Redis: set CELERY_BROKER_URL=redis://...")
+    if item.get_closest_marker("shared_data") and not SHARED_DATA.is_dir():
+        _unavailable(item, f"needs the shared data folder at {SHARED_DATA}")
     if item.get_closest_marker("browser") and not os.path.exists("/usr/bin/chromium"):
         _unavailable(item, "needs Chromium at /usr/bin/chromium (apt-get install chromium)")
 

@@ -69,6 +69,12 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        for name in ("num_threads", "seed", "min_prompt_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
+        if self.min_prompt_tokens >= self.max_length:
+            raise ValueError("min_prompt_tokens must be smaller than max_length")
         if self.max_length < 8:
             raise ValueError("max_length must be at least 8 tokens")
         if not 0 < self.learning_rate < 1:

@@ -33,6 +33,7 @@ class PreferenceImportReport:
     identical: int = 0  # chosen == rejected: no preference to learn
     skipped_lines: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    bad_lines: int = 0  # all of them; `errors` lists at most MAX_ERRORS_REPORTED
 
     @property
     def ok(self) -> bool:
@@ -109,6 +110,7 @@ def preferences_import(
     report = PreferenceImportReport()
     if errors and (not skip_invalid or not parsed):
         report.errors = errors[:MAX_ERRORS_REPORTED]
+        report.bad_lines = len(errors)
         if len(errors) > MAX_ERRORS_REPORTED:
             report.errors.append(
                 {"line": None, "reason": f"... and {len(errors) - MAX_ERRORS_REPORTED} more"}
@@ -118,6 +120,9 @@ def preferences_import(
     prompts: dict[str, Prompt] = {}
     source = (source or "import")[:200]
     for pair, turns in parsed:
+        if _text_hash(pair.chosen) == _text_hash(pair.rejected):
+            report.identical += 1  # nothing to learn; and no prompt is made for it
+            continue
         content_hash = turns_hash(turns=turns)
         prompt = prompts.get(content_hash)
         if prompt is None:
@@ -128,9 +133,6 @@ def preferences_import(
             )
             report.prompts_created += int(created)
             prompts[content_hash] = prompt
-        if _text_hash(pair.chosen) == _text_hash(pair.rejected):
-            report.identical += 1
-            continue
         chosen = _candidate_get_or_create(prompt=prompt, text=pair.chosen, source_name=source, report=report)
         rejected = _candidate_get_or_create(
             prompt=prompt, text=pair.rejected, source_name=source, report=report

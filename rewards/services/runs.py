@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -235,6 +236,11 @@ def reward_model_activate(*, reward_model: RewardModel) -> RewardModel:
     locked = RewardModel.objects.select_for_update().get(pk=reward_model.pk)
     if locked.status != RewardModelStatus.SUCCEEDED or not locked.artifact_path:
         raise Conflict(f"run {locked.pk} is {locked.status}; only a succeeded version can be active")
+    if not Path(locked.artifact_path).is_dir():
+        raise Conflict(
+            f"version {locked.version}'s files are missing from {locked.artifact_path}; it cannot be active",
+            code="artifact_missing",
+        )
     if not locked.is_active:
         RewardModel.objects.filter(project_id=locked.project_id, is_active=True).update(is_active=False)
         locked.is_active = True

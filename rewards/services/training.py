@@ -12,6 +12,7 @@ import time
 import traceback
 from pathlib import Path
 
+import torch
 from django.conf import settings
 from django.utils import timezone
 
@@ -84,7 +85,11 @@ def reward_model_train(*, reward_model_id: int, task_id: str = "") -> RewardMode
         reward_model_record_data(
             reward_model_id=reward_model.pk, summary=data.summary, cutoff=cutoff, comparisons=data.comparisons
         )
-        result = train(data.examples, config=config, normalise_on=data.demonstrations, progress=heartbeat)
+        threads_before = torch.get_num_threads()
+        try:
+            result = train(data.examples, config=config, normalise_on=data.demonstrations, progress=heartbeat)
+        finally:  # a project's num_threads is process-wide in torch: give the worker its own back
+            torch.set_num_threads(threads_before)
         heartbeat(0.995, "saving the model")
         if folder.exists():  # left by an earlier, killed attempt of this same run
             shutil.rmtree(folder)

@@ -26,14 +26,16 @@ METRICS = {
 }
 
 
-def test_run_pages_show_agreement_and_the_loss_curve_and_activate_a_version(client, admin_user, project):
+def test_run_pages_show_agreement_and_the_loss_curve_and_activate_a_version(
+    client, admin_user, project, tmp_path
+):
     client.force_login(admin_user)
     v1 = RewardModel.objects.create(
         project=project,
         trigger="api",
         status=RewardModelStatus.SUCCEEDED,
         version=1,
-        artifact_path="/x",
+        artifact_path=str(tmp_path),
         metrics=METRICS,
         validation_accuracy=0.75,
     )

@@ -34,10 +34,14 @@ def test_retrain_now_queues_one_run_and_refuses_a_second(api_client, admin_user,
     assert {"metrics", "config", "data_summary"} <= set(detail)
 
 
-def test_activate_switches_versions_and_refuses_failed_runs(api_client, admin_user, project):
+def test_activate_switches_versions_and_refuses_failed_runs(api_client, admin_user, project, tmp_path):
     api_client.force_authenticate(admin_user)
     v1 = RewardModel.objects.create(
-        project=project, trigger="api", status=RewardModelStatus.SUCCEEDED, version=1, artifact_path="/x/1"
+        project=project,
+        trigger="api",
+        status=RewardModelStatus.SUCCEEDED,
+        version=1,
+        artifact_path=str(tmp_path),
     )
     v2 = RewardModel.objects.create(
         project=project,
@@ -54,6 +58,10 @@ def test_activate_switches_versions_and_refuses_failed_runs(api_client, admin_us
     assert not v2.is_active
     refused = api_client.post(_url("reward-model-activate", project, reward_model_id=failed.pk))
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "conflict"
+    # A version whose files are gone cannot be made active: scoring with it would fail forever.
+    gone = api_client.post(_url("reward-model-activate", project, reward_model_id=v2.pk))
+    assert gone.status_code == 409 and gone.json()["error"]["code"] == "artifact_missing"
+    assert RewardModel.objects.get(is_active=True).pk == v1.pk
 
 
 def test_labelers_cannot_retrain_and_reviewers_only_read(api_client, labeler, other_labeler, project):

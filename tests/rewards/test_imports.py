@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from annotation.models import Candidate, Comparison, Prompt, Ranking
 from rewards.services.imports import preferences_import
+from tests.conftest import SHARED_DATA
 
-HH_FILE = Path(__file__).resolve().parents[3] / "shared" / "data" / "hh-rlhf-harmless-dev.jsonl"
+HH_FILE = SHARED_DATA / "hh-rlhf-harmless-dev.jsonl"
 
 
 def _jsonl(*records) -> bytes:
@@ -74,6 +74,18 @@ def test_bad_lines_are_reported_by_number_and_nothing_is_written(project):
     assert skipping.ok and skipping.rankings == 1 and len(skipping.skipped_lines) == 3
 
 
+def test_identical_answers_make_no_prompt_and_every_bad_line_is_counted(project):
+    from rewards.services.imports import MAX_ERRORS_REPORTED
+
+    report = preferences_import(
+        project=project, content=_jsonl({"prompt": "p", "chosen": "Same", "rejected": "Same "})
+    )
+    assert report.ok and report.identical == 1 and report.prompts_created == 0
+    assert not Prompt.objects.filter(project=project).exists()
+    bad = preferences_import(project=project, content=b"{not json\n" * (MAX_ERRORS_REPORTED + 5))
+    assert bad.bad_lines == MAX_ERRORS_REPORTED + 5 and len(bad.errors) == MAX_ERRORS_REPORTED + 1
+
+
 def test_hh_rlhf_transcripts_import_with_the_prompt_up_to_the_last_assistant_turn(project):
     transcript = (
         "\n\nHuman: How do I boil an egg?\n\nAssistant: In water.\n\nHuman: For how long?\n\nAssistant:"
@@ -94,7 +106,7 @@ def test_hh_rlhf_transcripts_import_with_the_prompt_up_to_the_last_assistant_tur
     assert texts == ["About nine minutes.", "Forever."]
 
 
-@pytest.mark.skipif(not HH_FILE.exists(), reason="shared HH-RLHF data not present")
+@pytest.mark.shared_data
 def test_the_shared_hh_rlhf_file_through_the_management_command(project):
     # The real file has 5 unusable lines (an empty answer, answers to different conversations):
     # all or nothing refuses it and names them; --skip-invalid imports the rest.

@@ -137,6 +137,11 @@ def test_config_overrides_are_checked():
         TrainConfig.from_overrides({"epochs": "two"})
     with pytest.raises(ValueError, match="pooling"):
         TrainConfig.from_overrides({"pooling": "max"})
+    for name in ("num_threads", "seed", "min_prompt_tokens"):
+        with pytest.raises(ValueError, match=f"{name} must be a non-negative integer"):
+            TrainConfig.from_overrides({name: -1})
+    with pytest.raises(ValueError, match="min_prompt_tokens must be smaller"):
+        TrainConfig.from_overrides({"max_length": 64, "min_prompt_tokens": 64})
 
 
 def test_rankings_of_one_prompt_share_a_step_so_shared_answers_run_once():

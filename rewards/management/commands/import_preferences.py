@@ -52,7 +52,7 @@ class Command(BaseCommand):
         if not report.ok:
             for problem in report.errors:
                 self.stderr.write(f"line {problem['line']}: {problem['reason']}")
-            raise CommandError(f"nothing imported: {len(report.errors)} bad line(s)")
+            raise CommandError(f"nothing imported: {report.bad_lines} bad line(s)")
         for skipped in report.skipped_lines:
             self.stderr.write(f"skipped line {skipped['line']}: {skipped['reason']}")
         self.stdout.write(json.dumps({k: v for k, v in report.as_dict().items() if k != "skipped_lines"}))
