@@ -201,6 +201,31 @@ def test_production_settings_fail_fast_naming_the_variable(missing):
     assert f"{missing} must be set when DEBUG is off" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("DEBUG", "ture", "DEBUG must be one of true/false"),
+        ("CELERY_TASK_ALWAYS_EAGER", "maybe", "CELERY_TASK_ALWAYS_EAGER must be one of"),
+        ("DATABASE_URL", "nonsense", "DATABASE_URL must be a database URL"),
+        ("LOG_LEVEL", "verbose", "LOG_LEVEL must be DEBUG, INFO"),
+        ("DATABASE_PREPARE_THRESHOLD", "some", "DATABASE_PREPARE_THRESHOLD must be an integer"),
+    ],
+)
+def test_a_wrong_setting_fails_naming_the_variable(tmp_path, variable, value, message):
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update({"VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "config.settings", variable: value})
+    if variable == "DATABASE_PREPARE_THRESHOLD":
+        env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/unused"
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0 and message in result.stderr, result.stderr[-500:]
+
+
 def test_embedded_sqlite_runs_in_wal_mode_with_immediate_transactions(tmp_path):
     """The embedded default database, as `make run` creates it, is in WAL mode."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
