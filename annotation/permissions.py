@@ -1,24 +1,27 @@
-"""Who may do what: the one home of project-role checks.
+"""Who may see and do what in which project: the one home of project visibility and role checks.
 
 Roles, from least to most: labeler (works on their own tasks only), reviewer (reads everything in their
 projects, edits nothing), admin (everything: exports, gold, retraining). Django staff count as admin of
 every project. Membership decides who sees a project at all: to a non-member a project does not exist
 (404), so ids cannot be probed; a member whose role is too low gets 403.
 
-Views use `project_for_role` (or the DRF classes below, which call it); other apps can call the same
-helpers, e.g. `project_for_role(user=request.user, project_id=..., minimum=Role.ADMIN)` before retraining.
+Every list of projects a user may see comes from `projects_for_role` (labelers' queue:
+`projects_for_labeler`, which adds "active"); every single-project check from `project_for_role` (or
+the DRF classes below, which call it). Other apps call the same helpers, e.g.
+`project_for_role(user=request.user, project_id=..., minimum=Role.ADMIN)` before retraining.
 """
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from annotation.errors import Forbidden, NotFound
 from annotation.models import Membership, Project
 from annotation.models.projects import Role
+from config.errors import Forbidden, NotFound
 
 ROLE_LEVEL = {Role.LABELER: 1, Role.REVIEWER: 2, Role.ADMIN: 3}
+MAX_ID = 2**63 - 1  # the largest id a BigAutoField can hold
 
 
 def user_is_staff(user) -> bool:
@@ -40,13 +43,25 @@ def role_at_least(role: str | None, minimum: str) -> bool:
 
 
 def projects_for_role(*, user, minimum: str = Role.LABELER) -> QuerySet[Project]:
-    """Projects where the user holds at least `minimum` (staff: all)."""
+    """Projects where the user holds at least `minimum` (staff: all), by name."""
     if not user or not user.is_authenticated:
         return Project.objects.none()
+    projects = Project.objects.order_by("name")
     if user_is_staff(user):
-        return Project.objects.all()
+        return projects
     roles = [role for role, level in ROLE_LEVEL.items() if level >= ROLE_LEVEL[Role(minimum)]]
-    return Project.objects.filter(memberships__user=user, memberships__role__in=roles).distinct()
+    member = Membership.objects.filter(project=OuterRef("pk"), user=user, role__in=roles)
+    return projects.filter(Exists(member))
+
+
+def projects_for_labeler(*, user, project_id: int | None = None) -> QuerySet[Project]:
+    """Active projects the user may label in (any role; staff: all), by name; only `project_id` if given."""
+    projects = projects_for_role(user=user, minimum=Role.LABELER).filter(is_active=True)
+    if project_id is not None:
+        if not 0 < project_id <= MAX_ID:
+            return projects.none()  # no such id can exist (and SQLite would overflow)
+        projects = projects.filter(pk=project_id)
+    return projects
 
 
 def project_for_role(*, user, project_id: int, minimum: str) -> Project:

@@ -1,15 +1,36 @@
-"""Celery tasks of the annotation app: thin shells over services."""
+"""Celery tasks of the annotation app: thin shells over services.
+
+Task names are part of the contract with beat schedules, the routes in config/celery.py and
+messages already queued, so they stay as registered even where they no longer match the module
+(the generation tasks were once defined in annotation.generation).
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.utils.time import get_exponential_backoff_interval
 
-from annotation.services.leases import assignments_expire as assignments_expire_service
-from annotation.services.leases import prompt_done_counts_reconcile as prompt_done_counts_reconcile_service
+from annotation.generation.base import GenerationFailed, GenerationUnavailable
+from annotation.services import candidates as candidate_services
+from annotation.services.assignments import assignments_expire as assignments_expire_service
+from annotation.services.exports import export_job_run
+from annotation.services.submissions import (
+    prompt_done_counts_reconcile as prompt_done_counts_reconcile_service,
+)
+from config.errors import NotFound
 
 logger = logging.getLogger(__name__)
+
+# Retries of a passing backend failure: about 30 s, 1, 2, 4 and 8 minutes apart (with jitter), so
+# a server restart or a short outage is ridden out; the whole run stays inside the 30 minutes after
+# which a queue mark counts as stale.
+MAX_RETRIES = 5
+RETRY_BACKOFF_SECONDS = 30
+RETRY_BACKOFF_MAX_SECONDS = 8 * 60
 
 
 @shared_task(name="annotation.assignments_expire", soft_time_limit=60, time_limit=90)
@@ -31,7 +52,51 @@ def prompt_done_counts_reconcile() -> int:
 @shared_task(name="annotation.export_run", soft_time_limit=50 * 60, time_limit=55 * 60)
 def export_run(job_id: int) -> str | None:
     """Write one queued ExportJob to its file under EXPORT_DIR (idempotent: see export_job_run)."""
-    from annotation.services.exports import export_job_run
-
     job = export_job_run(job_id=job_id)
     return job.status if job else None
+
+
+@shared_task(
+    bind=True,
+    name="annotation.generation.candidates_generate",
+    max_retries=MAX_RETRIES,
+    soft_time_limit=15 * 60,
+    time_limit=16 * 60,
+)
+def candidates_generate(self: Any, prompt_id: int) -> dict[str, Any]:
+    """Top one prompt up to K candidates; retries passing backend errors, records the final one."""
+    try:
+        return candidate_services.candidates_generate(prompt_id=prompt_id).as_dict()
+    except NotFound:
+        logger.info("prompt %s was deleted before its candidates were generated", prompt_id)
+        return {"prompt_id": prompt_id, "error": "prompt deleted"}
+    except (GenerationUnavailable, SoftTimeLimitExceeded) as error:
+        message = getattr(error, "message", "") or "generation ran past its time limit"
+        attempts = self.request.retries + 1
+        if self.request.retries < self.max_retries:
+            candidate_services.prompt_generation_retrying(prompt_id=prompt_id)
+            countdown = get_exponential_backoff_interval(
+                factor=RETRY_BACKOFF_SECONDS,
+                retries=self.request.retries,
+                maximum=RETRY_BACKOFF_MAX_SECONDS,
+                full_jitter=True,
+            )
+            logger.warning(
+                "prompt %s: generation attempt %d failed, retrying: %s", prompt_id, attempts, message
+            )
+            raise self.retry(exc=error, countdown=countdown) from None
+        final = f"gave up after {attempts} attempts: {message}"
+    except GenerationFailed as error:
+        final = error.message
+    candidate_services.prompt_generation_error_record(prompt_id=prompt_id, message=final)
+    logger.warning("prompt %s: candidate generation failed: %s", prompt_id, final)
+    return {"prompt_id": prompt_id, "error": final}
+
+
+@shared_task(name="annotation.generation.candidates_top_up", soft_time_limit=60, time_limit=90)
+def candidates_top_up() -> dict[str, list[int]]:
+    """Periodic: enqueue generation where a project's pool of ready prompts is below its mark."""
+    enqueued = candidate_services.candidates_top_up()
+    for project_id, prompt_ids in enqueued.items():
+        logger.info("project %s: queued generation for %d prompt(s)", project_id, len(prompt_ids))
+    return {str(project_id): prompt_ids for project_id, prompt_ids in enqueued.items()}

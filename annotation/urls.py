@@ -1,39 +1,124 @@
-"""Labeler pages and the labeler API (the queue, drafts, submissions)."""
+"""The annotation app's routes: labeler pages and API (the queue, drafts, submissions), and the admin and
+reviewer pages and API (exports, quality, dashboards)."""
 
 from django.urls import path
 
-from annotation.api import labeler as api
-from annotation.views_labeler import labeler_home, labeler_task
+from annotation.api import exports, quality
+from annotation.api import labeler as labeler_api
+from annotation.views import dashboard as views_dashboard
+from annotation.views.labeler import labeler_home, labeler_task
 
-urlpatterns = [
+labeler = [
     path("", labeler_home, name="labeler-home"),
     path("tasks/<int:assignment_id>/", labeler_task, name="labeler-task"),
-    path("api/labeler/me/", api.LabelerMeApi.as_view(), name="api-labeler-me"),
-    path("api/labeler/work/", api.LabelerWorkApi.as_view(), name="api-labeler-work"),
-    path("api/labeler/assignments/lease/", api.AssignmentLeaseApi.as_view(), name="api-labeler-lease"),
+    path("api/labeler/me/", labeler_api.LabelerMeApi.as_view(), name="api-labeler-me"),
+    path("api/labeler/work/", labeler_api.LabelerWorkApi.as_view(), name="api-labeler-work"),
+    path(
+        "api/labeler/assignments/lease/", labeler_api.AssignmentLeaseApi.as_view(), name="api-labeler-lease"
+    ),
     path(
         "api/labeler/assignments/<int:assignment_id>/",
-        api.AssignmentDetailApi.as_view(),
+        labeler_api.AssignmentDetailApi.as_view(),
         name="api-labeler-assignment",
     ),
     path(
         "api/labeler/assignments/<int:assignment_id>/draft/",
-        api.AssignmentDraftApi.as_view(),
+        labeler_api.AssignmentDraftApi.as_view(),
         name="api-labeler-draft",
     ),
     path(
         "api/labeler/assignments/<int:assignment_id>/skip/",
-        api.AssignmentSkipApi.as_view(),
+        labeler_api.AssignmentSkipApi.as_view(),
         name="api-labeler-skip",
     ),
     path(
         "api/labeler/assignments/<int:assignment_id>/demonstration/",
-        api.DemonstrationSubmitApi.as_view(),
+        labeler_api.DemonstrationSubmitApi.as_view(),
         name="api-labeler-demonstration-submit",
     ),
     path(
         "api/labeler/assignments/<int:assignment_id>/ranking/",
-        api.RankingSubmitApi.as_view(),
+        labeler_api.RankingSubmitApi.as_view(),
         name="api-labeler-ranking-submit",
     ),
 ]
+
+api = [
+    path(
+        "api/projects/<int:project_id>/exports/", exports.ExportJobListApi.as_view(), name="export-job-list"
+    ),
+    path(
+        "api/projects/<int:project_id>/exports/start",
+        exports.ExportJobStartApi.as_view(),
+        name="export-job-start",
+    ),
+    path(
+        "api/projects/<int:project_id>/exports/stream",
+        exports.ExportStreamApi.as_view(),
+        name="export-stream",
+    ),
+    path("api/exports/<int:job_id>/", exports.ExportJobDetailApi.as_view(), name="export-job-detail"),
+    path(
+        "api/exports/<int:job_id>/download",
+        exports.ExportJobDownloadApi.as_view(),
+        name="export-job-download",
+    ),
+    path(
+        "api/projects/<int:project_id>/quality/summary",
+        quality.QualitySummaryApi.as_view(),
+        name="quality-summary",
+    ),
+    path(
+        "api/projects/<int:project_id>/quality/labelers/",
+        quality.LabelerStatsListApi.as_view(),
+        name="quality-labelers",
+    ),
+    path(
+        "api/projects/<int:project_id>/quality/prompts/",
+        quality.PromptAgreementListApi.as_view(),
+        name="quality-prompts",
+    ),
+    path(
+        "api/projects/<int:project_id>/quality/throughput",
+        quality.ThroughputApi.as_view(),
+        name="quality-throughput",
+    ),
+    path(
+        "api/projects/<int:project_id>/quality/agreement-over-time",
+        quality.AgreementOverTimeApi.as_view(),
+        name="quality-agreement-over-time",
+    ),
+    path(
+        "api/projects/<int:project_id>/quality/queue-depth",
+        quality.QueueDepthApi.as_view(),
+        name="quality-queue-depth",
+    ),
+    path("api/rankings/<int:ranking_id>/gold", quality.RankingGoldSetApi.as_view(), name="ranking-gold-set"),
+]
+
+pages = [
+    path("dashboard/", views_dashboard.dashboard_home, name="dashboard-home"),
+    path("dashboard/projects/<int:project_id>/", views_dashboard.dashboard_project, name="dashboard-project"),
+    path(
+        "dashboard/projects/<int:project_id>/exports/",
+        views_dashboard.dashboard_exports,
+        name="dashboard-exports",
+    ),
+    path(
+        "dashboard/projects/<int:project_id>/exports/download",
+        views_dashboard.dashboard_export_download,
+        name="dashboard-export-download",
+    ),
+    path(
+        "dashboard/projects/<int:project_id>/exports/start",
+        views_dashboard.dashboard_export_start,
+        name="dashboard-export-start",
+    ),
+    path(
+        "dashboard/exports/<int:job_id>/file",
+        views_dashboard.dashboard_export_file,
+        name="dashboard-export-file",
+    ),
+]
+
+urlpatterns = labeler + api + pages

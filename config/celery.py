@@ -55,4 +55,21 @@ app.conf.update(
     beat_schedule_filename=os.environ.get("CELERY_BEAT_SCHEDULE_FILE", "var/celerybeat-schedule"),
 )
 
-app.autodiscover_tasks(["annotation", "annotation.generation", "rewards"])
+app.autodiscover_tasks(["annotation", "rewards"])
+
+
+def task_send(name: str, *args: object, **options: object) -> None:
+    """Send the task registered as `name` with `args`, now (call it after the transaction commits).
+
+    By name, so that a service never imports the tasks module that imports it back, and a web
+    process never imports a worker's dependencies (the reward model's torch) to send one: the
+    message follows `task_routes` like any other. Only in eager mode (tests, development), where the
+    task runs here and now, is it looked up and imported. `options` go to Celery (countdown,
+    task_id...).
+    """
+    if not app.conf.task_always_eager:
+        app.send_task(name, args=args, **options)  # type: ignore[arg-type]
+        return
+    if name not in app.tasks:
+        app.loader.import_default_modules()
+    app.tasks[name].apply_async(args=args, **options)  # type: ignore[arg-type]

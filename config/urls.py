@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from annotation.views_health import healthz
+from annotation.views.health import healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -13,6 +13,5 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("annotation.urls")),
-    path("", include("annotation.urls_admin")),
     path("", include("rewards.urls")),
 ]

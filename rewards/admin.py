@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -12,11 +13,17 @@ from django.urls import path
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from annotation.errors import DomainError
+from annotation.admin.projects import ProjectAdmin, ProjectAdminForm
 from annotation.models import Project
-from rewards.models import CandidateScore, RewardModel
+from config.errors import DomainError, ValidationFailed
+from rewards.models import CandidateScore, RewardModel, RewardModelTrigger
 from rewards.services.imports import preferences_import
-from rewards.services.runs import reward_model_activate, reward_model_cancel
+from rewards.services.runs import (
+    reward_model_activate,
+    reward_model_cancel,
+    reward_model_request,
+    train_config_validate,
+)
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 
@@ -32,6 +39,47 @@ class PreferenceImportForm(forms.Form):
             raise forms.ValidationError("The file is larger than 200 MB; use manage.py import_preferences.")
         return upload
 
+
+# ---- The project admin, extended with what belongs to the reward model -------------------------------
+# The annotation app owns Project and its admin but knows nothing of reward models: this app adds
+# the check of `reward_model_config` and the retrain action by registering a subclass in its place.
+
+
+class RewardProjectAdminForm(ProjectAdminForm):
+    def clean_reward_model_config(self):
+        value = self.cleaned_data.get("reward_model_config") or {}
+        try:
+            train_config_validate(overrides=value)
+        except ValidationFailed as error:
+            raise forms.ValidationError(error.message) from None
+        return value
+
+
+@admin.action(description="Retrain the reward model now")
+def retrain_now(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Project]) -> None:
+    for project in queryset:
+        try:
+            run = reward_model_request(
+                project=project,
+                trigger=RewardModelTrigger.ADMIN,
+                requested_by=request.user if isinstance(request.user, User) else None,
+            )
+        except DomainError as error:
+            modeladmin.message_user(request, f"{project}: {error.message}", messages.WARNING)
+            continue
+        modeladmin.message_user(request, f"{project}: queued reward-model run {run.pk}.", messages.SUCCESS)
+
+
+admin.site.unregister(Project)
+
+
+@admin.register(Project)
+class RewardProjectAdmin(ProjectAdmin):
+    form = RewardProjectAdminForm
+    actions = [*(ProjectAdmin.actions or ()), retrain_now]  # type: ignore[misc]  # a class attribute here
+
+
+# ---- Reward models and scores ---------------------------------------------------------------------
 
 CURVE_WIDTH, CURVE_HEIGHT, CURVE_PAD = 480, 160, 24
 

@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from annotation.errors import Conflict, NotFound
+from config.errors import Conflict, NotFound
 from rewards.services.retraining import reward_models_retrain_due as retrain_due_service
 from rewards.services.scoring import candidates_score as candidates_score_service
 from rewards.services.scoring import reward_models_score_new_candidates

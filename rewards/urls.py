@@ -1,4 +1,5 @@
-"""Reward-model API under /api/projects/<id>/reward-models/."""
+"""Reward-model API under /api/projects/<id>/reward-models/, and the history the quality dashboard
+draws, kept at its path under /quality/."""
 
 from django.urls import path
 
@@ -23,5 +24,11 @@ urlpatterns = [
         f"{PREFIX}<int:reward_model_id>/cancel",
         reward_models.RewardModelCancelApi.as_view(),
         name="reward-model-cancel",
+    ),
+    # The dashboard finds it by this name (reverse), so path and name stay as they were.
+    path(
+        "api/projects/<int:project_id>/quality/reward-models/",
+        reward_models.RewardModelHistoryApi.as_view(),
+        name="quality-reward-model-history",
     ),
 ]

@@ -16,7 +16,6 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
-from annotation.api.output import output_data
 from annotation.api.serializers_labeler import (
     DemonstrationOutputSerializer,
     DemonstrationSubmitInputSerializer,
@@ -31,7 +30,6 @@ from annotation.api.serializers_labeler import (
     TaskOutputSerializer,
     WorkOutputSerializer,
 )
-from annotation.errors import ValidationFailed
 from annotation.selectors.queue import (
     assignment_task_data,
     labeler_counts,
@@ -46,6 +44,7 @@ from annotation.services.assignments import (
 )
 from annotation.services.demonstrations import demonstration_submit
 from annotation.services.rankings import ItemInput, ranking_submit
+from config.errors import ValidationFailed
 
 
 def _submitted(created: bool) -> int:
@@ -76,7 +75,7 @@ class LabelerMeApi(APIView):
     @extend_schema(responses=MeOutputSerializer)
     def get(self, request: Request) -> Response:
         return Response(
-            output_data(MeOutputSerializer, {"id": request.user.pk, "username": request.user.get_username()})
+            MeOutputSerializer({"id": request.user.pk, "username": request.user.get_username()}).data
         )
 
 
@@ -92,7 +91,7 @@ class LabelerWorkApi(APIView):
             "held": live_assignments_for_labeler(labeler=request.user),
             "counts": labeler_counts(labeler=request.user),
         }
-        return Response(output_data(WorkOutputSerializer, data))
+        return Response(WorkOutputSerializer(data).data)
 
 
 class AssignmentLeaseApi(APIView):
@@ -119,7 +118,7 @@ class AssignmentLeaseApi(APIView):
         )
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        body = output_data(TaskOutputSerializer, assignment_task_data(assignment=assignment))
+        body = TaskOutputSerializer(assignment_task_data(assignment=assignment)).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
@@ -131,7 +130,7 @@ class AssignmentDetailApi(APIView):
     @extend_schema(responses=TaskOutputSerializer)
     def get(self, request: Request, assignment_id: int) -> Response:
         assignment = assignment_get_for_labeler(assignment_id=assignment_id, labeler=request.user)
-        return Response(output_data(TaskOutputSerializer, assignment_task_data(assignment=assignment)))
+        return Response(TaskOutputSerializer(assignment_task_data(assignment=assignment)).data)
 
 
 class AssignmentDraftApi(APIView):
@@ -145,7 +144,7 @@ class AssignmentDraftApi(APIView):
         saved_at = assignment_draft_save(
             assignment_id=assignment_id, labeler=request.user, draft=serializer.validated_data["draft"]
         )
-        return Response(output_data(DraftOutputSerializer, {"draft_saved_at": saved_at}))
+        return Response(DraftOutputSerializer({"draft_saved_at": saved_at}).data)
 
 
 class AssignmentSkipApi(APIView):
@@ -159,7 +158,7 @@ class AssignmentSkipApi(APIView):
         assignment = assignment_skip(
             assignment_id=assignment_id, labeler=request.user, reason=serializer.validated_data["reason"]
         )
-        return Response(output_data(SkipOutputSerializer, assignment))
+        return Response(SkipOutputSerializer(assignment).data)
 
 
 class DemonstrationSubmitApi(APIView):
@@ -183,7 +182,7 @@ class DemonstrationSubmitApi(APIView):
             idempotency_key=data["idempotency_key"],
             seconds_spent=data["seconds_spent"],
         )
-        return Response(output_data(DemonstrationOutputSerializer, demonstration), status=_submitted(created))
+        return Response(DemonstrationOutputSerializer(demonstration).data, status=_submitted(created))
 
 
 class RankingSubmitApi(APIView):
@@ -224,4 +223,4 @@ class RankingSubmitApi(APIView):
             comment=data["comment"],
             seconds_spent=data["seconds_spent"],
         )
-        return Response(output_data(RankingOutputSerializer, ranking), status=_submitted(created))
+        return Response(RankingOutputSerializer(ranking).data, status=_submitted(created))

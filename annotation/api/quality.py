@@ -19,15 +19,14 @@ from annotation.api.serializers_quality import (
     QueueDepthSerializer,
     RankingGoldInputSerializer,
     RankingGoldOutputSerializer,
-    RewardModelHistorySerializer,
     ThroughputSerializer,
 )
-from annotation.errors import NotFound
 from annotation.models import Ranking
 from annotation.models.projects import Role
 from annotation.permissions import IsProjectReviewer, project_for_role
 from annotation.selectors import stats
 from annotation.services.quality import ranking_gold_set
+from config.errors import NotFound
 
 
 def _days(request) -> int:
@@ -109,18 +108,6 @@ class QueueDepthApi(APIView):
     @extend_schema(operation_id="quality_queue_depth", responses={200: QueueDepthSerializer})
     def get(self, request, project_id: int):
         return Response(QueueDepthSerializer(stats.queue_depth(project=self.project)).data)
-
-
-class RewardModelHistoryApi(GenericAPIView):
-    """Reward-model runs with validation accuracy and per-epoch loss curves, for the dashboard."""
-
-    permission_classes = [IsProjectReviewer]
-    serializer_class = RewardModelHistorySerializer
-
-    @extend_schema(operation_id="quality_reward_model_history")
-    def get(self, request, project_id: int):
-        page = self.paginate_queryset(stats.reward_model_history(project=self.project))
-        return self.get_paginated_response(RewardModelHistorySerializer(page, many=True).data)
 
 
 class RankingGoldSetApi(APIView):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from annotation.models.assignments import TaskKind
-from annotation.services.rankings import comparisons_from_order
+from annotation.ranking_math import comparisons_from_order
 
 
 class LeaseInputSerializer(serializers.Serializer):

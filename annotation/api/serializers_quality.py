@@ -95,31 +95,6 @@ class QueueDepthSerializer(serializers.Serializer):
     leased = serializers.IntegerField()
 
 
-class RewardModelCurvesSerializer(serializers.Serializer):
-    train_loss = serializers.ListField(child=serializers.FloatField(allow_null=True))
-    val_loss = serializers.ListField(child=serializers.FloatField(allow_null=True))
-    val_accuracy = serializers.ListField(child=serializers.FloatField(allow_null=True))
-
-
-class RewardModelHistorySerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    version = serializers.IntegerField(allow_null=True)
-    status = serializers.CharField()
-    is_active = serializers.BooleanField()
-    validation_accuracy = serializers.FloatField(allow_null=True)
-    progress = serializers.FloatField()
-    progress_message = serializers.CharField()
-    comparisons_seen = serializers.IntegerField()
-    created_at = serializers.DateTimeField()
-    finished_at = serializers.DateTimeField(allow_null=True)
-    curves = serializers.SerializerMethodField()
-
-    def get_curves(self, reward_model) -> dict:
-        from annotation.selectors.stats import reward_model_curves
-
-        return RewardModelCurvesSerializer(reward_model_curves(reward_model=reward_model)).data
-
-
 class RankingGoldInputSerializer(serializers.Serializer):
     is_gold = serializers.BooleanField()
 

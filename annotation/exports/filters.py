@@ -11,7 +11,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from annotation.errors import ValidationFailed
+from config.errors import ValidationFailed
 
 FILTER_KEYS = frozenset(
     {

@@ -19,8 +19,12 @@ from django.db.models import CharField, F, Func
 
 from annotation.exports.filters import ExportFilters, LabelerNames
 from annotation.models import Candidate, Comparison, Demonstration, Prompt, Ranking, RankingItem
-from annotation.selectors.agreement import orders_agreement, pair_sets_agreement
-from annotation.selectors.consensus import consensus_from_orders, consensus_ranked_pairs
+from annotation.ranking_math import (
+    consensus_from_orders,
+    consensus_ranked_pairs,
+    orders_agreement,
+    pair_sets_agreement,
+)
 
 BATCH_ROWS = 5000
 ITERATOR_CHUNK = 5000

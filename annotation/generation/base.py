@@ -1,8 +1,8 @@
 """What every generation backend promises: n completions of one conversation, each with provenance.
 
 A backend is a small object with a `name`, a `model_name` and `generate()`. The services pick one
-per project (see `backends.backend_for_project`) and store what it returns; nothing here touches
-the database.
+per project (see `annotation.services.generation`), handing it its settings, and store what it
+returns; nothing in this package touches the database or reads Django settings.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from annotation.errors import DomainError
+from config.errors import DomainError
 
 
 class GenerationFailed(DomainError):

@@ -2,7 +2,8 @@
 
 The model is loaded once per worker process and kept in a module-level cache keyed by its path,
 so a task pays for loading only the first time; a lock per model serialises generation because a
-llama.cpp context is not safe to share between threads.
+llama.cpp context is not safe to share between threads. The thread count is handed in by the caller
+(the service reads it from the GENERATION_THREADS setting); this module reads no settings.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from django.conf import settings
 
 from annotation.generation.base import Completion, GenerationFailed, SamplingParams
 from annotation.generation.formatting import (
@@ -32,7 +31,7 @@ CONTEXT_TOKENS = 8192
 # Half the CPUs, as llama-cpp-python itself defaults, capped at 8 (a small model gains nothing
 # more on CPU). llama.cpp's threads spin-wait for each other at every step, so when the web server,
 # beat or a training run takes a core, one descheduled thread stalls the rest: on 2 busy cores we
-# measured 1-13 tokens/s with 2 threads against 17-40 with 1. GENERATION_THREADS overrides this.
+# measured 1-13 tokens/s with 2 threads against 17-40 with 1. A configured count overrides this.
 MAX_THREADS = 8
 # A small base model falls into loops ("I\nI\nI..."); a mild penalty on repeated tokens stopped
 # that in our samples (3 of 12 loops at 1.0, none at 1.1) without shortening answers.
@@ -60,9 +59,8 @@ def _models_close() -> None:
         loaded.llama.close()
 
 
-def thread_count() -> int:
-    """Threads for llama.cpp: the GENERATION_THREADS setting, else half the CPUs this process may use."""
-    configured = int(getattr(settings, "GENERATION_THREADS", 0) or 0)
+def thread_count(*, configured: int = 0) -> int:
+    """Threads for llama.cpp: `configured` when above 0, else half the CPUs this process may use."""
     if configured > 0:
         return configured
     try:
@@ -92,8 +90,12 @@ def packaged_model_path() -> Path:
     return target
 
 
-def model_load(*, path: str) -> LoadedModel:
-    """The llama.cpp model at `path`, loaded once per process. Raises GenerationFailed if it can't be."""
+def model_load(*, path: str, threads: int = 0) -> LoadedModel:
+    """The llama.cpp model at `path`, loaded once per process. Raises GenerationFailed if it can't be.
+
+    `threads` as for `thread_count`; it applies when this call loads the model. The cache is keyed
+    by path alone, so a model already loaded keeps the thread count it was loaded with.
+    """
     key = str(Path(path).resolve())
     loaded = _models.get(key)
     if loaded is not None:
@@ -108,7 +110,12 @@ def model_load(*, path: str) -> LoadedModel:
 
         started = time.perf_counter()
         try:
-            llama = Llama(model_path=key, n_ctx=CONTEXT_TOKENS, n_threads=thread_count(), verbose=False)
+            llama = Llama(
+                model_path=key,
+                n_ctx=CONTEXT_TOKENS,
+                n_threads=thread_count(configured=threads),
+                verbose=False,
+            )
         except (ValueError, RuntimeError) as error:
             raise GenerationFailed(f"llama.cpp could not load {path}: {error}") from None
         loaded = LoadedModel(llama=llama, lock=threading.Lock(), load_seconds=time.perf_counter() - started)
@@ -121,12 +128,14 @@ class EmbeddedBackend:
 
     name = "embedded"
 
-    def __init__(self, *, model_path: str | None = None) -> None:
+    def __init__(self, *, model_path: str | None = None, threads: int = 0) -> None:
+        """`model_path` None means the packaged model; `threads` 0 means half the CPUs (see thread_count)."""
         self.model_path = str(model_path) if model_path else str(packaged_model_path())
         self.model_name = Path(self.model_path).name
+        self.threads = int(threads or 0)
 
     def __repr__(self) -> str:
-        return f"EmbeddedBackend(model_path={self.model_path!r})"
+        return f"EmbeddedBackend(model_path={self.model_path!r}, threads={self.threads!r})"
 
     def sampling_record(self, *, sampling: SamplingParams) -> dict[str, Any]:
         record = sampling.as_dict()
@@ -138,7 +147,7 @@ class EmbeddedBackend:
     def generate(
         self, *, turns: list[dict[str, str]], sampling: SamplingParams, seeds: Sequence[int]
     ) -> list[Completion]:
-        loaded = model_load(path=self.model_path)
+        loaded = model_load(path=self.model_path, threads=self.threads)
         llama = loaded.llama
         prompt = turns_to_plain_text(turns=turns)
         stop = list(stop_sequences_merge(project_stop=sampling.stop, base_model=True))

@@ -8,6 +8,9 @@ setting to fix and raises GenerationFailed with the server's reason.
 
 The API key goes into the Authorization header and nowhere else: not in messages, logs, reprs or
 provenance. Error texts from the server are scrubbed of it in case a server echoes it back.
+
+Timeouts, attempts, backoff and concurrency are constructor arguments (the service reads them from
+the GENERATION_HTTP_* settings); this module reads no settings.
 """
 
 from __future__ import annotations
@@ -20,15 +23,15 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from django.conf import settings
 
 from annotation.generation.base import Completion, GenerationFailed, GenerationUnavailable, SamplingParams
 from annotation.generation.formatting import completion_clean
 
 logger = logging.getLogger(__name__)
 
-# Defaults, each overridable in settings: a server that does not accept a connection in 5 s is
-# down; a 120 s read leaves room for a long answer from a busy server.
+# Defaults of the constructor's arguments (and of the GENERATION_HTTP_* settings): a server that
+# does not accept a connection in 5 s is down; a 120 s read leaves room for a long answer from a
+# busy server.
 CONNECT_TIMEOUT_SECONDS = 5.0
 READ_TIMEOUT_SECONDS = 120.0
 # Three tries with 1 s, 2 s between them ride out a restart or a burst of 429s without holding a
@@ -43,10 +46,6 @@ RETRYABLE_STATUS = frozenset({408, 425, 429})
 ERROR_EXCERPT_CHARS = 300
 
 
-def _setting(name: str, default: float) -> float:
-    return float(getattr(settings, name, default))
-
-
 class OpenAICompatibleBackend:
     """Samples by chat completions, one request per seed (so each candidate has its own seed), a few
     at a time."""
@@ -59,11 +58,13 @@ class OpenAICompatibleBackend:
         base_url: str,
         model: str,
         api_key: str = "",
-        connect_timeout: float | None = None,
-        read_timeout: float | None = None,
-        max_attempts: int | None = None,
-        backoff_seconds: float | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+        read_timeout: float = READ_TIMEOUT_SECONDS,
+        max_attempts: int = MAX_ATTEMPTS,
+        backoff_seconds: float = BACKOFF_SECONDS,
+        concurrency: int = CONCURRENCY,
     ) -> None:
+        """Timeouts and backoff in seconds; at least one attempt and one request in flight."""
         if not base_url:
             raise GenerationFailed("the project uses the OpenAI-compatible backend but has no base URL")
         if not base_url.startswith(("http://", "https://")):
@@ -77,19 +78,12 @@ class OpenAICompatibleBackend:
         self._shown_url = urlunsplit(parts._replace(netloc=host)) + "/chat/completions"
         self.model_name = model
         self._api_key = api_key
-        self.connect_timeout = connect_timeout or _setting(
-            "GENERATION_HTTP_CONNECT_TIMEOUT", CONNECT_TIMEOUT_SECONDS
-        )
-        self.read_timeout = read_timeout or _setting("GENERATION_HTTP_READ_TIMEOUT", READ_TIMEOUT_SECONDS)
-        self.max_attempts = max(
-            1, int(max_attempts or _setting("GENERATION_HTTP_MAX_ATTEMPTS", MAX_ATTEMPTS))
-        )
-        self.backoff_seconds = (
-            backoff_seconds
-            if backoff_seconds is not None
-            else _setting("GENERATION_HTTP_BACKOFF_SECONDS", BACKOFF_SECONDS)
-        )
-        self.concurrency = max(1, int(_setting("GENERATION_HTTP_CONCURRENCY", CONCURRENCY)))
+        # A zero timeout would make every request fail at once: take it as "the default" instead.
+        self.connect_timeout = float(connect_timeout or CONNECT_TIMEOUT_SECONDS)
+        self.read_timeout = float(read_timeout or READ_TIMEOUT_SECONDS)
+        self.max_attempts = max(1, int(max_attempts or MAX_ATTEMPTS))
+        self.backoff_seconds = float(backoff_seconds)
+        self.concurrency = max(1, int(concurrency))
         # One pooled session, shared by the request threads: urllib3's connection pool is thread-safe
         # and nothing here uses cookies.
         self._session = requests.Session()

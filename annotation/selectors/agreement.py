@@ -1,126 +1,24 @@
-"""Agreement between labelers who ranked the same prompt, and with gold rankings.
+"""Agreement between labelers who ranked the same prompt, and with gold rankings, read from the database.
 
-Two measures, both over the candidates two rankings share:
-- pairwise agreement: of the candidate pairs both rankings order strictly (a tie in either leaves the
-  pair out), the fraction ordered the same way. This is InstructGPT's inter-annotator figure (72.6 %).
-- Kendall's tau-b: rank correlation in [-1, 1] that accounts for ties; undefined (skipped) when either
-  ranking ties every shared candidate.
-Aggregates pool pairwise agreement (sum agreed / sum compared, so prompts with more pairs weigh more)
-and average tau over ranking pairs. Everything is computed in one streaming pass over the rankings,
-grouped by prompt, so memory grows with the number of labelers and days, not of rankings.
+The measures (pairwise agreement, Kendall's tau-b) are in annotation.ranking_math. Everything here is
+computed in one streaming pass over the rankings, grouped by prompt, so memory grows with the number
+of labelers and days, not of rankings.
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import combinations, groupby
-from typing import Any
 
 from django.utils import timezone
 
 from annotation.models import Ranking
-from annotation.services.rankings import comparisons_from_order
+from annotation.ranking_math import AgreementTally, kendall_tau_b, pair_set, pairwise_counts, rank_map
 
 ITERATOR_CHUNK = 2000
-
-
-@dataclass
-class AgreementTally:
-    """Running sums; `agreement` and `tau` are None until something was compared."""
-
-    agreed: int = 0
-    compared: int = 0
-    tau_sum: float = 0.0
-    tau_count: int = 0
-    ranking_pairs: int = 0
-
-    def add(self, *, agreed: int, compared: int, tau: float | None) -> None:
-        self.agreed += agreed
-        self.compared += compared
-        self.ranking_pairs += 1
-        if tau is not None:
-            self.tau_sum += tau
-            self.tau_count += 1
-
-    @property
-    def agreement(self) -> float | None:
-        return self.agreed / self.compared if self.compared else None
-
-    @property
-    def tau(self) -> float | None:
-        return self.tau_sum / self.tau_count if self.tau_count else None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "agreement": self.agreement,
-            "kendall_tau": self.tau,
-            "pairs_agreed": self.agreed,
-            "pairs_compared": self.compared,
-            "ranking_pairs": self.ranking_pairs,
-        }
-
-
-def pair_set(order: Sequence[Sequence[int]]) -> set[tuple[int, int]]:
-    return set(comparisons_from_order(order=order))
-
-
-def pairwise_counts(a: set[tuple[int, int]], b: set[tuple[int, int]]) -> tuple[int, int]:
-    """(agreed, compared) between two rankings' (better, worse) sets; ties appear in neither set."""
-    agreed = len(a & b)
-    disagreed = sum(1 for better, worse in a if (worse, better) in b)
-    return agreed, agreed + disagreed
-
-
-def rank_map(order: Sequence[Sequence[int]]) -> dict[int, int]:
-    return {cid: index for index, group in enumerate(order) for cid in group}
-
-
-def kendall_tau_b(a: dict[int, int], b: dict[int, int]) -> float | None:
-    """Kendall's tau-b between two rank maps (candidate -> tie-group index) over shared candidates."""
-    shared = sorted(set(a) & set(b))
-    concordant = discordant = ties_a = ties_b = 0
-    for x, y in combinations(shared, 2):
-        da, db = a[x] - a[y], b[x] - b[y]
-        if da == 0 and db == 0:
-            ties_a += 1
-            ties_b += 1
-        elif da == 0:
-            ties_a += 1
-        elif db == 0:
-            ties_b += 1
-        elif (da > 0) == (db > 0):
-            concordant += 1
-        else:
-            discordant += 1
-    total = len(shared) * (len(shared) - 1) // 2
-    denominator = math.sqrt((total - ties_a) * (total - ties_b))
-    if denominator == 0:
-        return None
-    return (concordant - discordant) / denominator
-
-
-def orders_agreement(orders: Sequence[Sequence[Sequence[int]]]) -> AgreementTally:
-    """Agreement among several rankings of one prompt (every pair of rankings)."""
-    tally = AgreementTally()
-    sets = [pair_set(order) for order in orders]
-    maps = [rank_map(order) for order in orders]
-    for i, j in combinations(range(len(orders)), 2):
-        agreed, compared = pairwise_counts(sets[i], sets[j])
-        tally.add(agreed=agreed, compared=compared, tau=kendall_tau_b(maps[i], maps[j]))
-    return tally
-
-
-def pair_sets_agreement(sets: Sequence[set[tuple[int, int]]]) -> AgreementTally:
-    """Pairwise agreement only (no tau), from each ranking's comparison rows: what export filters use."""
-    tally = AgreementTally()
-    for i, j in combinations(range(len(sets)), 2):
-        agreed, compared = pairwise_counts(sets[i], sets[j])
-        tally.add(agreed=agreed, compared=compared, tau=None)
-    return tally
 
 
 @dataclass

@@ -7,11 +7,11 @@ from pathlib import Path
 from django.conf import settings
 from django.db.models import QuerySet
 
-from annotation.errors import NotFound
 from annotation.models import ExportJob, Project
 from annotation.models.exports import ExportStatus
 from annotation.models.projects import Role
 from annotation.permissions import project_for_role
+from config.errors import NotFound
 
 
 def export_jobs_for_project(*, project: Project) -> QuerySet[ExportJob]:

@@ -1,7 +1,9 @@
-"""Reads for the labeler task queue: which prompts still need work, counts, and a task as shown.
+"""Reads for the labeler task queue: the queue's one specification, counts, and a task as shown.
 
-The same queryset (`prompts_needing_work`) feeds the counts on the home page and the lease
-service, so what a labeler is told is available is exactly what leasing can hand out.
+`prompts_needing_work` is the specification of "which prompt may this labeler take next, and in
+what order". It feeds the counts on the home page and is the lease's last resort; the lease's fast
+paths (annotation/sql.py) must take the same prompts in the same order, which
+tests/annotation/test_queue_spec.py checks on generated states on both databases.
 """
 
 from __future__ import annotations
@@ -10,15 +12,16 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import connection
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation.models import Assignment, Candidate, Demonstration, Project, Prompt, Ranking
 from annotation.models.assignments import AssignmentStatus, TaskKind
 from annotation.models.rankings import FLAG_CHOICES, RankingSource
-from annotation.selectors.projects import guidelines_html, projects_for_labeler
+from annotation.permissions import projects_for_labeler
+from annotation.selectors.projects import guidelines_html
+from annotation.sql import candidate_texts
 
 KINDS: tuple[str, ...] = (TaskKind.RANK, TaskKind.DEMONSTRATE)
 
@@ -43,9 +46,15 @@ def prompts_needing_work(
 ) -> QuerySet[Prompt]:
     """Prompts of `project` with a free slot of `kind` that `labeler` may take, in serving order.
 
-    A rank slot also needs the project's K candidates ready. The labeler must not hold, have done,
-    or have skipped that task, and must not rank a prompt where their own demonstration is a
-    candidate. Order: partly done first (to finish prompts), then priority, then age.
+    Which: a slot is free while submitted work (labelers' rankings, or demonstrations) plus live
+    leases stay below the project's capacity for the kind. A rank slot also needs the project's K
+    candidates ready. The labeler must not hold, have done, or have skipped that task, and must not
+    rank a prompt where their own demonstration is a candidate.
+
+    Order: breadth-first in two tiers, then the admin's priority. Partly done prompts (some slot
+    taken, one free) come before untouched ones, so prompts get finished rather than all started;
+    within a tier, higher priority first, then the older prompt (lower id). Not "fullest first":
+    priority is the admin's explicit word and should decide among prompts that are all under way.
     """
     now = now or timezone.now()
     capacity = slot_capacity(project=project, kind=kind)
@@ -72,7 +81,10 @@ def prompts_needing_work(
     return (
         prompts.annotate(filled=done + live)
         .filter(filled__lt=capacity)
-        .order_by(F("filled").desc(), "-priority", "id")
+        .annotate(
+            untouched=Case(When(filled=0, then=Value(1)), default=Value(0), output_field=IntegerField())
+        )
+        .order_by("untouched", "-priority", "id")
     )
 
 
@@ -117,23 +129,6 @@ def live_assignments_for_labeler(*, labeler: User, now: datetime | None = None) 
     )
 
 
-def _candidate_texts(*, candidate_ids: list[int]) -> dict[int, str]:
-    """{id: text} of the given candidates.
-
-    Plain SQL because every task shown runs it: on the 2-core reference machine compiling the
-    ORM's equivalent cost about three times as much CPU as the whole read.
-    """
-    if not candidate_ids:
-        return {}
-    placeholders = ", ".join(["%s"] * len(candidate_ids))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id, text FROM {Candidate._meta.db_table} WHERE id IN ({placeholders})",
-            list(candidate_ids),
-        )
-        return dict(cursor.fetchall())
-
-
 def assignment_task_data(*, assignment: Assignment) -> dict[str, Any]:
     """Everything a labeler needs to do one task, and nothing about models or other labelers.
 
@@ -142,7 +137,7 @@ def assignment_task_data(*, assignment: Assignment) -> dict[str, Any]:
     project, prompt = assignment.project, assignment.prompt
     candidates: list[dict[str, Any]] = []
     if assignment.kind == TaskKind.RANK:
-        texts = _candidate_texts(candidate_ids=assignment.shown_order)
+        texts = candidate_texts(candidate_ids=assignment.shown_order)
         candidates = [{"id": pk, "text": texts[pk]} for pk in assignment.shown_order if pk in texts]
     return {
         "id": assignment.pk,

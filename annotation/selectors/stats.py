@@ -1,4 +1,7 @@
-"""Per-labeler statistics, throughput over time, queue depth per kind and reward-model history."""
+"""Per-labeler statistics, throughput over time and queue depth per kind.
+
+Reward-model history lives with the reward models, in rewards.selectors.reward_models.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +10,14 @@ from datetime import date, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Avg, Count, F, Q
+from django.db.models import Avg, Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from annotation.models import Assignment, Demonstration, Membership, Project, Prompt, Ranking, RankingItem
 from annotation.models.assignments import AssignmentStatus
-from annotation.selectors.agreement import agreement_scan, orders_agreement
-from annotation.selectors.consensus import consensus_from_orders
+from annotation.ranking_math import consensus_from_orders, orders_agreement
+from annotation.selectors.agreement import agreement_scan
 
 MAX_DAYS = 366
 
@@ -220,46 +223,4 @@ def queue_depth(*, project: Project) -> dict[str, Any]:
         ).count(),
         "waiting_for_rankings": need_rankings.filter(n_candidates__gte=project.k).count(),
         "leased": Assignment.objects.filter(project=project, status=AssignmentStatus.LEASED).count(),
-    }
-
-
-def reward_model_history(*, project: Project):
-    """Reward-model runs with their metrics, newest first (a queryset to paginate)."""
-    from rewards.models import RewardModel
-
-    return RewardModel.objects.filter(project=project).order_by(
-        F("version").desc(nulls_first=True), "-created_at"
-    )
-
-
-def reward_model_curves(*, reward_model) -> dict[str, Any]:
-    """Per-epoch curves from a run's metrics JSON, tolerant of the keys a run may not have yet.
-
-    Accepts metrics as {"epochs": [{"epoch", "train_loss", "val_loss", "val_accuracy"}, ...]} or as
-    parallel lists {"train_loss": [...], "val_loss": [...], "val_accuracy": [...]}.
-    """
-    metrics = reward_model.metrics or {}
-    epochs = metrics.get("epochs") or metrics.get("history")
-    if isinstance(epochs, list) and epochs and isinstance(epochs[0], dict):
-
-        def column(*keys):
-            return [next((e.get(k) for k in keys if e.get(k) is not None), None) for e in epochs]
-
-        return {
-            "train_loss": column("train_loss", "loss"),
-            "val_loss": column("val_loss", "validation_loss"),
-            "val_accuracy": column("val_accuracy", "validation_accuracy", "accuracy"),
-        }
-
-    def series(*keys):
-        for key in keys:
-            value = metrics.get(key)
-            if isinstance(value, list):
-                return [v if isinstance(v, int | float) else None for v in value]
-        return []
-
-    return {
-        "train_loss": series("train_loss", "train_losses", "loss"),
-        "val_loss": series("val_loss", "val_losses", "validation_loss"),
-        "val_accuracy": series("val_accuracy", "val_accuracies", "validation_accuracy"),
     }

@@ -1,4 +1,6 @@
-"""Writes for the task queue: leasing a task, skipping it, saving drafts, claiming it for a submission.
+"""Writes for the task queue: leasing a task, expiring leases, skipping a task, saving its draft.
+
+Submitting one is annotation.services.submissions.
 
 Concurrency: on PostgreSQL the lease locks the chosen prompt row with
 `SELECT ... FOR UPDATE SKIP LOCKED`, so labelers asking at once take different prompts and never
@@ -15,26 +17,19 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from annotation.errors import Conflict, NotFound, ValidationFailed
-from annotation.models import Assignment, Membership, Project, Prompt
+from annotation.models import Assignment, Project, Prompt
 from annotation.models.assignments import AssignmentStatus, TaskKind
-from annotation.rows import row_exists, row_reader, row_update
-from annotation.selectors.projects import projects_for_labeler_list
+from annotation.permissions import MAX_ID, projects_for_labeler
 from annotation.selectors.queue import KINDS, prompts_needing_work, slot_capacity
-from annotation.services.leases import (
-    PromptForLease,
-    labeler_lock,
-    leases_held,
-    prompt_for_lease,
-    prompt_next_locked,
-    slots_taken,
-)
+from annotation.sql import PromptForLease, assignment_for_labeler, prompt_for_lease, prompt_next_locked
+from config.errors import Conflict, NotFound, ValidationFailed
 
-MAX_ID = 2**63 - 1  # the largest id a BigAutoField can hold
 MAX_DRAFT_CHARS = 200_000
 MAX_SKIP_REASON_CHARS = 500
 # When every prompt with a free slot is locked by labelers mid-lease, try again shortly: their
@@ -50,31 +45,13 @@ def assignment_get_for_labeler(*, assignment_id: int, labeler: User, lock: bool 
     """The labeler's own assignment, or NotFound: another labeler's task looks like no task at all.
 
     Its project and prompt come with it. `lock` takes the assignment's row lock (PostgreSQL) until
-    the transaction ends. Written as SQL read through `row_reader`: every submission runs it, and
-    the ORM's select_related query cost about three times the CPU.
+    the transaction ends.
     """
     if not 0 < assignment_id <= MAX_ID:  # the database cannot hold it (and SQLite would overflow)
         raise NotFound(f"assignment {assignment_id} not found", code="assignment_not_found")
-    assignments = row_reader(Assignment, alias="a")
-    projects = row_reader(Project, alias="j")
-    prompts = row_reader(Prompt, alias="p")
-    sql = (
-        f"SELECT {assignments.columns}, {projects.columns}, {prompts.columns}"
-        f" FROM {Assignment._meta.db_table} a JOIN {Project._meta.db_table} j ON j.id = a.project_id"
-        f" JOIN {Prompt._meta.db_table} p ON p.id = a.prompt_id WHERE a.id = %s AND a.labeler_id = %s"
-    )
-    if lock and connection.features.has_select_for_update:
-        sql += " FOR UPDATE OF a" if connection.features.has_select_for_update_of else " FOR UPDATE"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [assignment_id, labeler.pk])
-        row = cursor.fetchone()
-    if row is None:
+    assignment = assignment_for_labeler(assignment_id=assignment_id, labeler_id=labeler.pk, lock=lock)
+    if assignment is None:
         raise NotFound(f"assignment {assignment_id} not found", code="assignment_not_found")
-    assignment = assignments.read(row)
-    Assignment.project.field.set_cached_value(assignment, projects.read(row, assignments.width))
-    Assignment.prompt.field.set_cached_value(
-        assignment, prompts.read(row, assignments.width + projects.width)
-    )
     return assignment
 
 
@@ -91,6 +68,16 @@ def _shown_order(
     return chosen
 
 
+def _labeler_lock(*, labeler_id: int) -> None:
+    """Serialise one labeler's own queue requests (two tabs asking at once get one task).
+
+    On PostgreSQL this locks the labeler's user row until the transaction ends; SQLite's
+    IMMEDIATE transaction already serialises every writer.
+    """
+    if connection.vendor == "postgresql":
+        list(get_user_model().objects.select_for_update().filter(pk=labeler_id).values_list("pk"))
+
+
 def _lease_in_project(*, project: Project, labeler: User, kind: str, now: datetime) -> Assignment | None:
     capacity = slot_capacity(project=project, kind=kind)
     if capacity <= 0:
@@ -99,18 +86,12 @@ def _lease_in_project(*, project: Project, labeler: User, kind: str, now: dateti
     attempt = 0
     while attempt < LEASE_ATTEMPTS:
         attempt += 1
-        # Cheapest first: partly done prompts (breadth-first), then untouched ones in priority
-        # order, both found through the prompts' done counts; the exact ORM query is the last
-        # resort (it counts the rows themselves, so it also finds a prompt whose counts are out
-        # of step, e.g. after work was deleted by hand, until the periodic job repairs them).
-        prompt_id = None
-        # With one slot per prompt nothing can be partly done: skip that query.
-        for path in ("partly_done", "untouched") if capacity > 1 else ("untouched",):
-            prompt_id = prompt_next_locked(
-                path=path, project=project, labeler_id=labeler.pk, kind=kind, now=now, rejected=rejected
-            )
-            if prompt_id is not None:
-                break
+        # The fast paths first (they read the prompts' done counts); the specification itself is
+        # the last resort: it counts the rows, so it also finds a prompt whose counts are out of
+        # step (work deleted by hand) until the periodic job repairs them.
+        prompt_id = prompt_next_locked(
+            project=project, labeler_id=labeler.pk, kind=kind, capacity=capacity, now=now, rejected=rejected
+        )
         if prompt_id is None:
             prompt_id = (
                 prompts_needing_work(project=project, labeler=labeler, kind=kind, now=now)
@@ -199,27 +180,46 @@ def assignment_lease(
             f"kind must be one of {', '.join(KINDS)} or empty for either", code="invalid_kind"
         )
     now = now or timezone.now()
-    projects = projects_for_labeler_list(user=labeler, project_id=project_id)
+    projects = list(projects_for_labeler(user=labeler, project_id=project_id))
     if project_id is not None and not projects:
         raise NotFound(f"no active project {project_id} that you belong to", code="project_not_found")
-    labeler_lock(labeler_id=labeler.pk)
-    held = leases_held(labeler_id=labeler.pk, now=now)
+    _labeler_lock(labeler_id=labeler.pk)
+    # Read after the lock, as its own statement: its snapshot then sees a lease that the labeler's
+    # other request committed while this one waited.
+    held = list(
+        Assignment.objects.filter(labeler=labeler, status=AssignmentStatus.LEASED)
+        .order_by("leased_at", "id")
+        .values_list("id", "project_id", "kind", "expires_at")
+    )
     # The labeler's own stale leases would otherwise keep them from the same prompt until the job runs.
-    stale = [lease.assignment_id for lease in held if not lease.live]
+    stale = [pk for pk, _project_id, _kind, expires_at in held if expires_at <= now]
     if stale:
         Assignment.objects.filter(pk__in=stale, status=AssignmentStatus.LEASED).update(
             status=AssignmentStatus.EXPIRED
         )
     project_ids = {project.pk for project in projects}
-    for lease in held:
-        if lease.live and lease.project_id in project_ids and (kind is None or lease.kind == kind):
-            return assignment_get_for_labeler(assignment_id=lease.assignment_id, labeler=labeler), False
+    for pk, held_project_id, held_kind, expires_at in held:
+        if expires_at > now and held_project_id in project_ids and (kind is None or held_kind == kind):
+            return assignment_get_for_labeler(assignment_id=pk, labeler=labeler), False
     for project in projects:
         for wanted in [kind] if kind is not None else list(KINDS):
             leased = _lease_in_project(project=project, labeler=labeler, kind=wanted, now=now)
             if leased is not None:
                 return leased, True
     return None, False
+
+
+@transaction.atomic
+def assignments_expire(*, now: datetime | None = None) -> int:
+    """Mark every lease past its expiry as expired, returning its slot to the queue.
+
+    Returns how many leases expired. Safe to run concurrently and repeatedly: the update only
+    touches rows still leased, so a submission that lands first keeps its status.
+    """
+    now = now or timezone.now()
+    return Assignment.objects.filter(status=AssignmentStatus.LEASED, expires_at__lte=now).update(
+        status=AssignmentStatus.EXPIRED
+    )
 
 
 @transaction.atomic
@@ -237,7 +237,10 @@ def assignment_skip(*, assignment_id: int, labeler: User, reason: str) -> Assign
         return assignment
     if assignment.status == AssignmentStatus.SUBMITTED:
         raise Conflict("this task was already submitted; it cannot be skipped", code="already_submitted")
-    if assignment.status == AssignmentStatus.EXPIRED and _newer_lease(assignment).exists():
+    if (
+        assignment.status == AssignmentStatus.EXPIRED
+        and assignment_newer_leases(assignment=assignment).exists()
+    ):
         raise Conflict("you hold a newer lease on this task; skip that one", code="newer_lease")
     assignment.status = AssignmentStatus.SKIPPED
     assignment.skip_reason = reason
@@ -268,7 +271,8 @@ def assignment_draft_save(*, assignment_id: int, labeler: User, draft: Any) -> d
     return saved_at
 
 
-def _newer_lease(assignment: Assignment):
+def assignment_newer_leases(*, assignment: Assignment) -> QuerySet[Assignment]:
+    """The labeler's other assignments of the same task that still count (leased, submitted, skipped)."""
     return (
         Assignment.objects.filter(
             labeler_id=assignment.labeler_id, prompt_id=assignment.prompt_id, kind=assignment.kind
@@ -276,81 +280,3 @@ def _newer_lease(assignment: Assignment):
         .exclude(status=AssignmentStatus.EXPIRED)
         .exclude(pk=assignment.pk)
     )
-
-
-def assignment_claim_for_submit(
-    *, assignment_id: int, labeler: User, kind: str, idempotency_key: str, now: datetime
-) -> tuple[Assignment, bool]:
-    """Lock the labeler's assignment for a submission: (assignment, False) to store, (assignment, True) to replay.
-
-    Must run inside the submitting transaction. A retry with the key that submitted it replays;
-    any other key on a submitted task, a skipped task, or a key used on another task is a Conflict.
-    A lease that expired is still accepted when its slot is free, checked under the prompt lock.
-    """
-    key = (idempotency_key or "").strip()
-    if not key or len(key) > 100:
-        raise ValidationFailed("idempotency_key must be 1-100 characters", code="invalid_idempotency_key")
-    assignment = assignment_get_for_labeler(assignment_id=assignment_id, labeler=labeler, lock=True)
-    if assignment.kind != kind:
-        raise ValidationFailed(
-            f"assignment {assignment.pk} is a {assignment.kind} task, not {kind}", code="wrong_kind"
-        )
-    if assignment.status == AssignmentStatus.SUBMITTED:
-        if assignment.idempotency_key == key:
-            return assignment, True
-        raise Conflict("this task was already submitted", code="already_submitted")
-    if assignment.status == AssignmentStatus.SKIPPED:
-        raise Conflict("this task was skipped; it cannot be submitted", code="skipped")
-    if not assignment.project.is_active or not (
-        labeler.is_staff
-        or labeler.is_superuser
-        or row_exists(
-            f"SELECT 1 FROM {Membership._meta.db_table} WHERE project_id = %s AND user_id = %s LIMIT 1",
-            [assignment.project_id, labeler.pk],
-        )
-    ):
-        raise Conflict("this project is closed to you now; your work was not stored", code="project_closed")
-    if row_exists(
-        f"SELECT 1 FROM {Assignment._meta.db_table} WHERE labeler_id = %s AND idempotency_key = %s AND id <> %s LIMIT 1",
-        [labeler.pk, key, assignment.pk],
-    ):
-        raise Conflict(
-            "this idempotency_key was already used for another task", code="idempotency_key_reused"
-        )
-    if assignment.status == AssignmentStatus.EXPIRED or assignment.expires_at <= now:
-        _late_submission_check(assignment=assignment, now=now)
-    return assignment, False
-
-
-def _late_submission_check(*, assignment: Assignment, now: datetime) -> None:
-    """Keep work sent after the lease ran out only if nobody has taken its slot since."""
-    Prompt.objects.select_for_update().filter(pk=assignment.prompt_id).values_list("pk").first()
-    newer = _newer_lease(assignment).first()
-    if newer is not None:
-        raise Conflict(
-            "your lease on this task expired and you hold a newer one; submit that one",
-            code="lease_expired",
-            details={"newer_assignment": newer.pk},
-        )
-    capacity = slot_capacity(project=assignment.project, kind=assignment.kind)
-    taken = slots_taken(
-        prompt_id=assignment.prompt_id, kind=assignment.kind, now=now, exclude_assignment_id=assignment.pk
-    )
-    if taken >= capacity:
-        raise Conflict(
-            "your lease on this task expired and other labelers have since filled it; your work was not stored",
-            code="lease_expired",
-            details={"expired_at": assignment.expires_at.isoformat()},
-        )
-
-
-def assignment_mark_submitted(*, assignment: Assignment, idempotency_key: str, now: datetime) -> None:
-    assignment.status = AssignmentStatus.SUBMITTED
-    assignment.submitted_at = now
-    assignment.idempotency_key = idempotency_key.strip()
-    try:
-        row_update(assignment, fields=["status", "submitted_at", "idempotency_key"])
-    except IntegrityError:  # the same key sent for another task at the same instant
-        raise Conflict(
-            "this idempotency_key was already used for another task", code="idempotency_key_reused"
-        ) from None

@@ -19,8 +19,6 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from annotation.errors import NotFound
-from annotation.generation.backends import backend_for_project, sampling_for_project
 from annotation.generation.base import GenerationBackend
 from annotation.models import Assignment, Candidate, Prompt, Ranking
 from annotation.models.assignments import AssignmentStatus, TaskKind
@@ -35,6 +33,12 @@ from annotation.selectors.candidates import (
     prompts_by_ids_with_counts,
     prompts_short_of_candidates,
 )
+from annotation.services.generation import generation_backend_get, generation_sampling_get
+from config.celery import task_send
+from config.errors import NotFound
+
+# Sent by name (see config.celery.task_send): the tasks module imports this one.
+GENERATE_TASK = "annotation.generation.candidates_generate"
 
 # Sampling rounds per run: the first asks for what is missing, later ones replace duplicates and
 # empty answers. Three rounds give a model at a sane temperature ample room; a model that still
@@ -114,8 +118,8 @@ def candidates_generate(*, prompt_id: int, backend: GenerationBackend | None = N
             )
 
     if len(drafts) < missing:
-        backend = backend or backend_for_project(project=project)
-        sampling = sampling_for_project(project=project)
+        backend = backend or generation_backend_get(project=project)
+        sampling = generation_sampling_get(project=project)
         record = backend.sampling_record(sampling=sampling)
         for _round in range(MAX_SAMPLING_ROUNDS):
             wanted = missing - len(drafts)
@@ -212,13 +216,10 @@ def prompt_generation_retrying(*, prompt_id: int) -> None:
 
 
 def _enqueue_after_commit(*, prompt_ids: list[int]) -> None:
-    # Imported here: the task module imports this one.
-    from annotation.generation.tasks import candidates_generate as candidates_generate_task
-
     for prompt_id in prompt_ids:
         # robust: a broker hiccup for one prompt must not break the others; its queue mark goes
         # stale and the next top-up enqueues it again.
-        transaction.on_commit(partial(candidates_generate_task.delay, prompt_id), robust=True)
+        transaction.on_commit(partial(task_send, GENERATE_TASK, prompt_id), robust=True)
 
 
 def _prompts_claim(*, prompt_ids: list[int], now: datetime) -> list[int]:

@@ -20,12 +20,13 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from annotation.errors import ValidationFailed
 from annotation.exports.filters import ExportFilters, export_filters_parse
 from annotation.exports.formats import FORMATS, ExportFormat, format_batches, format_source_count
 from annotation.exports.writers import FILE_FORMATS, encode, gzip_chunks
 from annotation.models import ExportJob, Project
 from annotation.models.exports import ExportStatus
+from config.celery import task_send
+from config.errors import ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -147,9 +148,8 @@ def export_job_create(
         file_format=request.file_format,
         filters=request.filters.as_json(),
     )
-    from annotation.tasks import export_run
-
-    transaction.on_commit(lambda: export_run.delay(job.pk))
+    # By name: the tasks module imports this one.
+    transaction.on_commit(lambda: task_send("annotation.export_run", job.pk))
     return job
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from django.db import transaction
 
-from annotation.errors import ValidationFailed
 from annotation.models import Project, Prompt
+from config.errors import ValidationFailed
 
 ROLES = ("system", "user", "assistant")
 MAX_TURN_CHARS = 100_000

@@ -1,4 +1,5 @@
-"""Reward-model API: list runs, retrain now, a run with its progress, activate or cancel a version.
+"""Reward-model API: list runs, retrain now, a run with its progress, activate or cancel a version,
+and the history with loss curves that the quality dashboard draws.
 
 Reviewers and admins of the project read; admins start, activate and cancel (IsProjectReviewer).
 """
@@ -12,9 +13,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.permissions import IsProjectReviewer
-from rewards.api.serializers import RewardModelDetailOutputSerializer, RewardModelOutputSerializer
+from rewards.api.serializers import (
+    RewardModelDetailOutputSerializer,
+    RewardModelHistorySerializer,
+    RewardModelOutputSerializer,
+)
 from rewards.models import RewardModelTrigger
-from rewards.selectors.reward_models import reward_model_get, reward_model_list
+from rewards.selectors.reward_models import reward_model_get, reward_model_history, reward_model_list
 from rewards.services.runs import reward_model_activate, reward_model_cancel, reward_model_request
 
 
@@ -80,3 +85,17 @@ class RewardModelCancelApi(APIView):
     def post(self, request, project_id: int, reward_model_id: int):
         reward_model = reward_model_get(project=self.project, reward_model_id=reward_model_id)
         return Response(RewardModelOutputSerializer(reward_model_cancel(reward_model=reward_model)).data)
+
+
+class RewardModelHistoryApi(GenericAPIView):
+    """Reward-model runs with validation accuracy and per-epoch loss curves, for the dashboard."""
+
+    permission_classes = [IsProjectReviewer]
+    serializer_class = RewardModelHistorySerializer
+
+    # The operation id (and the path and url name in rewards/urls.py) predate the move from the
+    # quality API; clients and the dashboard know it by them.
+    @extend_schema(operation_id="quality_reward_model_history")
+    def get(self, request, project_id: int):
+        page = self.paginate_queryset(reward_model_history(project=self.project))
+        return self.get_paginated_response(RewardModelHistorySerializer(page, many=True).data)

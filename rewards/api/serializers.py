@@ -1,10 +1,11 @@
-"""Small output serializers for reward-model runs; inputs are the URL alone."""
+"""Small output serializers for reward-model runs and their history; inputs are the URL alone."""
 
 from __future__ import annotations
 
 from rest_framework import serializers
 
 from rewards.models import RewardModel
+from rewards.selectors.reward_models import reward_model_curves
 
 
 class RewardModelOutputSerializer(serializers.ModelSerializer):
@@ -35,3 +36,26 @@ class RewardModelDetailOutputSerializer(RewardModelOutputSerializer):
     class Meta(RewardModelOutputSerializer.Meta):
         fields = [*RewardModelOutputSerializer.Meta.fields, "config", "data_summary", "metrics"]
         read_only_fields = fields
+
+
+class RewardModelCurvesSerializer(serializers.Serializer):
+    train_loss = serializers.ListField(child=serializers.FloatField(allow_null=True))
+    val_loss = serializers.ListField(child=serializers.FloatField(allow_null=True))
+    val_accuracy = serializers.ListField(child=serializers.FloatField(allow_null=True))
+
+
+class RewardModelHistorySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    version = serializers.IntegerField(allow_null=True)
+    status = serializers.CharField()
+    is_active = serializers.BooleanField()
+    validation_accuracy = serializers.FloatField(allow_null=True)
+    progress = serializers.FloatField()
+    progress_message = serializers.CharField()
+    comparisons_seen = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    curves = serializers.SerializerMethodField()
+
+    def get_curves(self, reward_model: RewardModel) -> dict:
+        return RewardModelCurvesSerializer(reward_model_curves(reward_model=reward_model)).data

@@ -1,4 +1,5 @@
-"""Reads for reward models: runs, versions, what is due for retraining, and the data to train on."""
+"""Reads for reward models: runs, versions, their history and curves for the dashboard, what is due
+for retraining, and the data to train on."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
-from annotation.errors import NotFound
 from annotation.models import Candidate, Comparison, Demonstration, Project, Ranking
+from config.errors import NotFound
 from rewards.ml.examples import RankingExample
 from rewards.models import RewardModel, RewardModelStatus
 
@@ -25,6 +26,47 @@ def reward_model_get(*, project: Project, reward_model_id: int) -> RewardModel:
     if reward_model is None:
         raise NotFound(f"reward model {reward_model_id} does not exist in this project")
     return reward_model
+
+
+def reward_model_history(*, project: Project) -> QuerySet[RewardModel]:
+    """Reward-model runs with their metrics, versions newest first and unversioned runs before them
+    (a queryset to paginate)."""
+    return RewardModel.objects.filter(project=project).order_by(
+        F("version").desc(nulls_first=True), "-created_at"
+    )
+
+
+def reward_model_curves(*, reward_model: RewardModel) -> dict[str, list[float | None]]:
+    """Per-epoch curves from a run's metrics JSON, tolerant of the keys a run may not have yet.
+
+    Accepts metrics as {"epochs": [{"epoch", "train_loss", "val_loss", "val_accuracy"}, ...]} or as
+    parallel lists {"train_loss": [...], "val_loss": [...], "val_accuracy": [...]}.
+    """
+    metrics = reward_model.metrics or {}
+    epochs = metrics.get("epochs") or metrics.get("history")
+    if isinstance(epochs, list) and epochs and isinstance(epochs[0], dict):
+
+        def column(*keys: str) -> list[float | None]:
+            return [next((e.get(k) for k in keys if e.get(k) is not None), None) for e in epochs]
+
+        return {
+            "train_loss": column("train_loss", "loss"),
+            "val_loss": column("val_loss", "validation_loss"),
+            "val_accuracy": column("val_accuracy", "validation_accuracy", "accuracy"),
+        }
+
+    def series(*keys: str) -> list[float | None]:
+        for key in keys:
+            value = metrics.get(key)
+            if isinstance(value, list):
+                return [v if isinstance(v, int | float) else None for v in value]
+        return []
+
+    return {
+        "train_loss": series("train_loss", "train_losses", "loss"),
+        "val_loss": series("val_loss", "val_losses", "validation_loss"),
+        "val_accuracy": series("val_accuracy", "val_accuracies", "validation_accuracy"),
+    }
 
 
 def reward_model_active(*, project: Project) -> RewardModel | None:

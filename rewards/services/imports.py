@@ -12,12 +12,12 @@ from typing import Any
 
 from django.db import transaction
 
-from annotation.errors import ValidationFailed
 from annotation.models import Candidate, Comparison, Project, Prompt
 from annotation.models.prompts import CandidateSource
 from annotation.models.rankings import RankingSource
 from annotation.services.prompts import turns_hash, turns_normalise
 from annotation.services.rankings import ranking_record
+from config.errors import ValidationFailed
 from rewards.ml.preference_formats import PreferencePair, jsonl_records
 
 MAX_ERRORS_REPORTED = 200

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from annotation.errors import Conflict, ValidationFailed
+from config.errors import Conflict, ValidationFailed
 from rewards.models import RewardModel, RewardModelStatus, RewardModelTrigger
 from rewards.selectors.reward_models import comparisons_new_count, projects_with_retraining
 from rewards.services.runs import reward_model_request, reward_model_runs_fail_stale

@@ -18,8 +18,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from annotation.errors import Conflict, ValidationFailed
 from annotation.models import Project
+from config.celery import task_send
+from config.errors import Conflict, ValidationFailed
 from rewards.ml.config import TrainConfig
 from rewards.models import RewardModel, RewardModelStatus, RewardModelTrigger
 from rewards.selectors.reward_models import IN_FLIGHT
@@ -36,16 +37,14 @@ def stale_after() -> timedelta:
 
 
 def _enqueue_training(reward_model: RewardModel) -> None:
-    from rewards.tasks import reward_model_train
-
-    reward_model_train.apply_async(args=[reward_model.pk], task_id=reward_model.celery_task_id)
+    # Tasks are sent by name (config.celery.task_send): rewards.tasks imports the services.
+    # The id stored on the run becomes the message's task id, so the worker's request names the run.
+    task_send("rewards.reward_model_train", reward_model.pk, task_id=reward_model.celery_task_id)
 
 
 def candidates_score_enqueue(reward_model_id: int) -> None:
     """Queue scoring of the project's candidates with this version (call after commit)."""
-    from rewards.tasks import candidates_score
-
-    candidates_score.apply_async(args=[reward_model_id])
+    task_send("rewards.candidates_score", reward_model_id)
 
 
 def train_config_validate(*, overrides: object) -> TrainConfig:

@@ -6,8 +6,8 @@ from functools import partial
 
 from django.db import transaction
 
-from annotation.errors import Conflict, NotFound
 from annotation.models import Candidate
+from config.errors import Conflict, NotFound
 from rewards.ml.artifacts import artifact_load
 from rewards.ml.scoring import texts_score
 from rewards.models import CandidateScore, RewardModel, RewardModelStatus

@@ -1,57 +1,16 @@
-"""Agreement numbers on a hand-checked case, consensus with a cycle, gold, and the quality API."""
+"""Agreement from stored rankings: the quality API, gold, and consensus-only exports on a cycle.
+
+The math itself is tested in test_ranking_math.py."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 
 from annotation.models import Membership, Ranking
 from annotation.models.projects import Role
-from annotation.selectors.agreement import kendall_tau_b, orders_agreement, rank_map
-from annotation.selectors.consensus import consensus_from_orders, consensus_ranked_pairs
 from annotation.services.exports import export_request_validate, export_stream
 from tests.annotation.export_data import ranked_prompt
-
-ALICE = [[0], [1], [2], [3]]
-BOB = [[1], [0], [2], [3]]  # swaps the top two
-CAROL = [[0, 1], [2], [3]]  # ties the top two
-
-# By hand, over candidates 0-3 (6 pairs):
-# alice-bob: both order all 6, agree on 5 -> 5/6; tau = (5 - 1) / 6 = 2/3
-# alice-carol: carol orders 5 (not 0-1), all agree -> 5/5; tau-b = 5 / sqrt(6 * 5)
-# bob-carol: likewise 5/5 and 5 / sqrt(30)
-TAU_TIE = 5 / math.sqrt(30)
-
-
-def test_pure_agreement_hand_checked():
-    tally = orders_agreement([ALICE, BOB, CAROL])
-    assert (tally.agreed, tally.compared) == (15, 16)
-    assert tally.agreement == pytest.approx(15 / 16)
-    assert tally.tau == pytest.approx((2 / 3 + 2 * TAU_TIE) / 3)
-    assert kendall_tau_b(rank_map(ALICE), rank_map(BOB)) == pytest.approx(2 / 3)
-    assert kendall_tau_b(rank_map(ALICE), rank_map(list(reversed(ALICE)))) == pytest.approx(-1.0)
-    assert kendall_tau_b(rank_map([[0, 1, 2, 3]]), rank_map(ALICE)) is None
-    assert orders_agreement([ALICE]).agreement is None
-
-
-def test_consensus_breaks_a_cycle_at_its_weakest_majority():
-    a, b, c = 1, 2, 3
-    orders = [[[a], [b], [c]]] * 4 + [[[b], [c], [a]]] * 3 + [[[c], [a], [b]]] * 2
-    # Margins: a>b by 3, b>c by 5, c>a by 1: a cycle. Lock b>c, then a>b; c>a would close the cycle.
-    consensus = consensus_from_orders(orders=orders)
-    assert consensus.order == [[a], [b], [c]]
-    assert consensus.dropped == [(c, a)]
-    assert sorted(consensus.pairs) == [(a, b), (a, c), (b, c)]
-
-
-def test_consensus_of_an_even_cycle_is_deterministic_and_ties_nothing_unsupported():
-    a, b, c = 1, 2, 3
-    orders = [[[a], [b], [c]], [[b], [c], [a]], [[c], [a], [b]]]
-    first = consensus_from_orders(orders=orders)
-    assert first == consensus_from_orders(orders=list(reversed(orders)))
-    assert len(first.dropped) == 1 and len(first.pairs) == 3
-    assert consensus_ranked_pairs(candidate_ids=[a, b, c], pairs=[]).order == [[a, b, c]]
+from tests.annotation.test_ranking_math import ALICE, BOB, CAROL, TAU_TIE
 
 
 @pytest.fixture

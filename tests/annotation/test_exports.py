@@ -12,10 +12,10 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from annotation.errors import ValidationFailed
 from annotation.models import Comparison, Membership, Ranking
 from annotation.models.projects import Role
 from annotation.services.exports import export_request_validate, export_stream
+from config.errors import ValidationFailed
 from tests.annotation.export_data import demonstration_make, ranked_prompt
 
 AGREE = [[0], [1], [2], [3]]

@@ -8,9 +8,8 @@ import time
 
 import pytest
 
-from annotation.generation.backends import backend_for_project, sampling_for_project
 from annotation.generation.base import GenerationFailed, GenerationUnavailable, SamplingParams
-from annotation.generation.embedded import EmbeddedBackend, model_load, packaged_model_path
+from annotation.generation.embedded import EmbeddedBackend, model_load, packaged_model_path, thread_count
 from annotation.generation.formatting import (
     BASE_MODEL_STOP,
     completion_clean,
@@ -19,6 +18,7 @@ from annotation.generation.formatting import (
 )
 from annotation.generation.openai_http import OpenAICompatibleBackend
 from annotation.services.candidates import candidates_generate
+from annotation.services.generation import generation_backend_get, generation_sampling_get
 from tests.annotation.generation_servers import (
     Reply,
     ScriptedServer,
@@ -275,26 +275,54 @@ def test_http_connection_refused_is_unavailable():
 # --- Choosing a backend from a project ---------------------------------------------------------
 
 
-def test_backend_for_project_checks_its_settings(project):
-    assert isinstance(backend_for_project(project=project), EmbeddedBackend)
+def test_generation_backend_get_checks_the_project_settings(project):
+    assert isinstance(generation_backend_get(project=project), EmbeddedBackend)
     project.generation_backend = "openai"
     with pytest.raises(GenerationFailed, match="no base URL"):
-        backend_for_project(project=project)
+        generation_backend_get(project=project)
     project.generation_base_url = "http://127.0.0.1:1/v1"
     with pytest.raises(GenerationFailed, match="names no model"):
-        backend_for_project(project=project)
+        generation_backend_get(project=project)
     project.generation_model = "m"
     project.generation_api_key = API_KEY
-    backend = backend_for_project(project=project)
+    backend = generation_backend_get(project=project)
     assert isinstance(backend, OpenAICompatibleBackend) and API_KEY not in repr(backend)
 
 
-def test_sampling_for_project_refuses_bad_stop_sequences(project):
+def test_generation_sampling_get_refuses_bad_stop_sequences(project):
     project.stop_sequences = ["ok", ""]
     with pytest.raises(GenerationFailed, match="stop sequences"):
-        sampling_for_project(project=project)
+        generation_sampling_get(project=project)
     project.stop_sequences = "###"
     with pytest.raises(GenerationFailed, match="stop sequences"):
-        sampling_for_project(project=project)
+        generation_sampling_get(project=project)
     project.stop_sequences = ["###"]
-    assert sampling_for_project(project=project).stop == ("###",)
+    assert generation_sampling_get(project=project).stop == ("###",)
+
+
+def test_generation_backend_get_hands_the_settings_to_the_backend(project, settings):
+    """The backends read no settings: the service passes each one in, read at call time."""
+    settings.GENERATION_THREADS = 3
+    embedded = generation_backend_get(project=project)
+    assert isinstance(embedded, EmbeddedBackend) and embedded.threads == 3
+
+    settings.GENERATION_HTTP_CONNECT_TIMEOUT = 1.5
+    settings.GENERATION_HTTP_READ_TIMEOUT = 7.0
+    settings.GENERATION_HTTP_MAX_ATTEMPTS = 2
+    settings.GENERATION_HTTP_BACKOFF_SECONDS = 0.25
+    settings.GENERATION_HTTP_CONCURRENCY = 6
+    project.generation_backend = "openai"
+    project.generation_base_url = "http://127.0.0.1:1/v1"
+    project.generation_model = "m"
+    http = generation_backend_get(project=project)
+    assert isinstance(http, OpenAICompatibleBackend)
+    assert (http.connect_timeout, http.read_timeout, http.max_attempts) == (1.5, 7.0, 2)
+    assert (http.backoff_seconds, http.concurrency) == (0.25, 6)
+
+
+def test_backends_default_to_the_documented_values_without_settings():
+    http = OpenAICompatibleBackend(base_url="http://127.0.0.1:1/v1", model="m")
+    assert (http.connect_timeout, http.read_timeout, http.max_attempts) == (5.0, 120.0, 3)
+    assert (http.backoff_seconds, http.concurrency) == (1.0, 4)
+    assert thread_count(configured=5) == 5
+    assert 1 <= thread_count() <= 8

@@ -17,12 +17,12 @@ from django.db import connection
 from django.test import RequestFactory
 from django.utils import timezone
 
-from annotation.generation.admin_actions import generate_now, regenerate
-from annotation.generation.tasks import candidates_generate, candidates_top_up
+from annotation.admin.prompts import generate_now, regenerate
 from annotation.models import Candidate, Prompt
 from annotation.selectors.candidates import QUEUED_STALE_AFTER, project_low_water_mark, prompts_ready
 from annotation.services import candidates as services
 from annotation.services.rankings import ranking_record
+from annotation.tasks import candidates_generate, candidates_top_up
 from config.celery import app as celery_app
 
 GENERATE = "annotation.generation.candidates_generate"
@@ -32,6 +32,20 @@ def _candidate(prompt: Prompt, text: str, source: str = "import") -> Candidate:
     return Candidate.objects.create(
         prompt=prompt, text=text, content_hash=services.candidate_text_hash(text=text), source=source
     )
+
+
+# --- The tasks' names -------------------------------------------------------------------------
+
+
+def test_generation_tasks_keep_the_names_that_beat_routes_and_queued_messages_use():
+    celery_app.loader.import_default_modules()  # what a worker's autodiscovery does
+    assert candidates_generate.name == GENERATE and GENERATE in celery_app.tasks
+    assert candidates_top_up.name == "annotation.generation.candidates_top_up"
+    assert candidates_top_up.name in celery_app.tasks
+    assert celery_app.conf.task_routes[GENERATE] == {"queue": "generation"}
+    scheduled = {entry["task"] for entry in celery_app.conf.beat_schedule.values()}
+    assert "annotation.generation.candidates_top_up" in scheduled
+    assert scheduled <= set(celery_app.tasks)
 
 
 # --- The periodic top-up -----------------------------------------------------------------------

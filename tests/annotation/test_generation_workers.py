@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from annotation.generation.tasks import MAX_RETRIES, candidates_generate
 from annotation.models import Candidate, Demonstration, Prompt
 from annotation.services import candidates as services
+from annotation.tasks import MAX_RETRIES, candidates_generate
 from tests.annotation.generation_servers import Reply
 
 

@@ -16,8 +16,8 @@ from annotation.models.assignments import TaskKind
 from annotation.models.rankings import RankingSource
 from annotation.services.assignments import assignment_lease
 from annotation.services.demonstrations import demonstration_submit
-from annotation.services.leases import prompt_done_counts_reconcile
 from annotation.services.rankings import ranking_record, ranking_submit
+from annotation.services.submissions import prompt_done_counts_reconcile
 from annotation.tasks import prompt_done_counts_reconcile as reconcile_task
 from config.celery import app
 from tests.annotation.queue_helpers import candidates_add

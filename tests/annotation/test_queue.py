@@ -8,7 +8,6 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from annotation.errors import Conflict, NotFound, ValidationFailed
 from annotation.models import Assignment, Demonstration, Membership, Project, Prompt
 from annotation.models.assignments import AssignmentStatus, TaskKind
 from annotation.selectors.queue import labeler_counts, work_available
@@ -16,10 +15,11 @@ from annotation.services.assignments import (
     assignment_draft_save,
     assignment_lease,
     assignment_skip,
+    assignments_expire,
 )
 from annotation.services.demonstrations import demonstration_submit
-from annotation.services.leases import assignments_expire
 from annotation.services.rankings import ranking_submit
+from config.errors import Conflict, NotFound, ValidationFailed
 from tests.annotation.queue_helpers import candidates_add
 
 pytestmark = pytest.mark.django_db

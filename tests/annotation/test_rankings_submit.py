@@ -9,12 +9,11 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from annotation.errors import ValidationFailed
 from annotation.models import Assignment, Comparison, Ranking
 from annotation.models.assignments import AssignmentStatus, TaskKind
-from annotation.services.assignments import assignment_lease
-from annotation.services.leases import assignments_expire
+from annotation.services.assignments import assignment_lease, assignments_expire
 from annotation.services.rankings import ranking_submit
+from config.errors import ValidationFailed
 from tests.annotation.queue_helpers import candidates_add
 
 pytestmark = pytest.mark.django_db
@@ -88,8 +87,8 @@ def test_late_submission_through_the_api(project, labeler, other_labeler, make_p
 
 
 def test_a_second_ranking_of_the_same_prompt_is_a_conflict(project, labeler, make_prompts):
-    from annotation.errors import Conflict
     from annotation.services.rankings import ranking_record
+    from config.errors import Conflict
 
     (prompt,) = make_prompts(project, 1)
     ids = [candidate.pk for candidate in candidates_add(prompt, 2)]

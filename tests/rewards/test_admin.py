@@ -13,7 +13,7 @@ from django.test import RequestFactory
 from django.urls import reverse
 
 from annotation.models import Project, Ranking
-from rewards.admin_actions import retrain_now
+from rewards.admin import retrain_now
 from rewards.models import CandidateScore, RewardModel, RewardModelStatus
 
 METRICS = {

@@ -80,3 +80,38 @@ def test_unknown_run_is_404(api_client, admin_user, project):
     api_client.force_authenticate(admin_user)
     response = api_client.get(_url("reward-model-detail", project, reward_model_id=999999))
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+def test_history_for_the_dashboard_keeps_its_path_and_draws_curves(
+    api_client, labeler, other_labeler, project
+):
+    url = _url("quality-reward-model-history", project)
+    assert url == f"/api/projects/{project.pk}/quality/reward-models/"
+    v1 = RewardModel.objects.create(
+        project=project,
+        trigger="api",
+        status=RewardModelStatus.SUCCEEDED,
+        version=1,
+        metrics={"epochs": [{"epoch": 1, "loss": 0.7, "val_loss": 0.69, "val_accuracy": 0.5}]},
+    )
+    v2 = RewardModel.objects.create(
+        project=project,
+        trigger="api",
+        status=RewardModelStatus.SUCCEEDED,
+        version=2,
+        metrics={"train_loss": [0.6, 0.5], "val_loss": [0.65, "n/a"], "val_accuracy": [0.6, 0.7]},
+    )
+    running = RewardModel.objects.create(project=project, trigger="api", status=RewardModelStatus.RUNNING)
+
+    api_client.force_authenticate(labeler)
+    assert api_client.get(url).status_code == 403
+    Membership.objects.filter(project=project, user=other_labeler).update(role=Role.REVIEWER)
+    api_client.force_authenticate(other_labeler)
+    body = api_client.get(url).json()
+
+    # The run without a version yet comes first, then versions newest first.
+    assert [run["id"] for run in body["results"]] == [running.pk, v2.pk, v1.pk]
+    curves = {run["id"]: run["curves"] for run in body["results"]}
+    assert curves[v1.pk] == {"train_loss": [0.7], "val_loss": [0.69], "val_accuracy": [0.5]}
+    assert curves[v2.pk] == {"train_loss": [0.6, 0.5], "val_loss": [0.65, None], "val_accuracy": [0.6, 0.7]}
+    assert curves[running.pk] == {"train_loss": [], "val_loss": [], "val_accuracy": []}

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from annotation.errors import Conflict, ValidationFailed
+from config.errors import Conflict, ValidationFailed
 from rewards.models import RewardModel, RewardModelStatus
 from rewards.services.retraining import reward_models_retrain_due
 from rewards.services.runs import (

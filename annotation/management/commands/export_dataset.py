@@ -14,11 +14,11 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.errors import DomainError
 from annotation.exports.formats import FORMATS
 from annotation.exports.writers import FILE_FORMATS
 from annotation.models import Project
 from annotation.services.exports import export_request_validate, export_stream
+from config.errors import DomainError
 
 
 class Command(BaseCommand):

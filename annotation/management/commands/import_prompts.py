@@ -4,9 +4,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotation.errors import ValidationFailed
 from annotation.models import Project
 from annotation.services.prompts import prompts_import
+from config.errors import ValidationFailed
 
 
 class Command(BaseCommand):

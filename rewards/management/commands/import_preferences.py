@@ -7,8 +7,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.errors import DomainError
 from annotation.models import Project
+from config.errors import DomainError
 from rewards.services.imports import preferences_import
 
 

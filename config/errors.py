@@ -1,4 +1,4 @@
-"""The one family of domain errors. The API turns each into the same JSON shape:
+"""The one family of domain errors, shared by every app. The API turns each into the same JSON shape:
 
 {"error": {"code": "...", "message": "...", "details": {...}}}
 """

@@ -1,4 +1,8 @@
-"""Django admin for the annotation models: what an admin looks at to run a project."""
+"""Admin for projects and their members, with the prompt upload page.
+
+The reward-model app extends `ProjectAdmin` (its retrain action, the check of `reward_model_config`)
+from its own admin module, so this app never imports it.
+"""
 
 from __future__ import annotations
 
@@ -11,23 +15,10 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from annotation.errors import ValidationFailed
-from annotation.generation.admin_actions import generate_now, regenerate
-from annotation.models import (
-    Assignment,
-    Candidate,
-    Comparison,
-    Demonstration,
-    ExportJob,
-    Membership,
-    Project,
-    Prompt,
-    Ranking,
-    RankingItem,
-)
+from annotation.models import Membership, Project
 from annotation.models.projects import GenerationBackend
 from annotation.services.prompts import prompts_import
-from rewards.admin_actions import retrain_now
+from config.errors import ValidationFailed
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 
@@ -49,16 +40,6 @@ class ProjectAdminForm(forms.ModelForm):
         value = self.cleaned_data.get("stop_sequences") or []
         if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
             raise forms.ValidationError('Give a JSON list of non-empty strings, e.g. ["\\nQuestion:"].')
-        return value
-
-    def clean_reward_model_config(self):
-        from rewards.services.runs import train_config_validate
-
-        value = self.cleaned_data.get("reward_model_config") or {}
-        try:
-            train_config_validate(overrides=value)
-        except ValidationFailed as error:
-            raise forms.ValidationError(error.message) from None
         return value
 
     def clean(self):
@@ -115,7 +96,6 @@ class ProjectAdmin(admin.ModelAdmin):
     ]
     list_filter = ["is_active", "generation_backend"]
     search_fields = ["name", "description"]
-    actions = [retrain_now]
     fieldsets = [
         (None, {"fields": ["name", "description", "guidelines", "is_active"]}),
         (
@@ -220,176 +200,6 @@ class ProjectAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/annotation/project/import_prompts.html", context)
-
-
-@admin.register(Prompt)
-class PromptAdmin(admin.ModelAdmin):
-    list_display = [
-        "id",
-        "title_display",
-        "project",
-        "priority",
-        "demonstration_count",
-        "candidate_count",
-        "ranking_count",
-        "generation_state",
-        "created_at",
-    ]
-    list_filter = ["project", "source"]
-    search_fields = ["turns", "source", "content_hash"]
-    readonly_fields = [
-        "content_hash",
-        "created_at",
-        "generation_queued_at",
-        "generation_error",
-        "generation_error_at",
-    ]
-    list_select_related = ["project"]
-    actions = [generate_now, regenerate]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Prompt]:
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                demonstration_total=Count("demonstrations", distinct=True),
-                candidate_total=Count("candidates", distinct=True),
-                ranking_total=Count("rankings", distinct=True),
-            )
-        )
-
-    @admin.display(description="Prompt")
-    def title_display(self, prompt: Prompt) -> str:
-        return prompt.title
-
-    @admin.display(description="Demos", ordering="demonstration_total")
-    def demonstration_count(self, prompt: Prompt) -> int:
-        return prompt.demonstration_total  # type: ignore[attr-defined]
-
-    @admin.display(description="Candidates", ordering="candidate_total")
-    def candidate_count(self, prompt: Prompt) -> int:
-        return prompt.candidate_total  # type: ignore[attr-defined]
-
-    @admin.display(description="Rankings", ordering="ranking_total")
-    def ranking_count(self, prompt: Prompt) -> int:
-        return prompt.ranking_total  # type: ignore[attr-defined]
-
-    @admin.display(description="Generation")
-    def generation_state(self, prompt: Prompt) -> str:
-        if prompt.generation_error:
-            return format_html('<span style="color:#b3261e" title="{}">error</span>', prompt.generation_error)
-        if prompt.generation_queued_at:
-            return "queued"
-        return ""
-
-
-@admin.register(Demonstration)
-class DemonstrationAdmin(admin.ModelAdmin):
-    list_display = ["id", "prompt", "labeler", "seconds_spent", "created_at"]
-    list_filter = ["prompt__project", "labeler"]
-    search_fields = ["text", "labeler__username"]
-    raw_id_fields = ["prompt", "assignment"]
-    list_select_related = ["prompt", "labeler"]
-
-
-@admin.register(Candidate)
-class CandidateAdmin(admin.ModelAdmin):
-    list_display = [
-        "id",
-        "prompt_id",
-        "source",
-        "backend",
-        "model_name",
-        "seed",
-        "completion_tokens",
-        "created_at",
-    ]
-    list_filter = ["source", "backend", "prompt__project"]
-    search_fields = ["text", "model_name"]
-    raw_id_fields = ["prompt", "demonstration"]
-    readonly_fields = ["content_hash"]
-
-
-@admin.register(Assignment)
-class AssignmentAdmin(admin.ModelAdmin):
-    list_display = [
-        "id",
-        "project",
-        "prompt_id",
-        "labeler",
-        "kind",
-        "status",
-        "leased_at",
-        "expires_at",
-        "submitted_at",
-    ]
-    list_filter = ["status", "kind", "project"]
-    search_fields = ["labeler__username", "skip_reason"]
-    raw_id_fields = ["prompt"]
-    list_select_related = ["project", "labeler"]
-    readonly_fields = ["shown_order", "idempotency_key", "draft", "draft_saved_at"]
-
-
-class RankingItemInline(admin.TabularInline):
-    model = RankingItem
-    extra = 0
-    raw_id_fields = ["candidate"]
-    readonly_fields = ["candidate", "rank", "rating", "flags"]
-    can_delete = False
-
-
-@admin.register(Ranking)
-class RankingAdmin(admin.ModelAdmin):
-    list_display = ["id", "prompt_id", "labeler", "source", "order", "is_gold", "seconds_spent", "created_at"]
-    list_filter = ["source", "is_gold", "prompt__project", "labeler"]
-    search_fields = ["comment", "labeler__username"]
-    raw_id_fields = ["prompt", "assignment"]
-    readonly_fields = ["order", "created_at"]
-    inlines = [RankingItemInline]
-    list_select_related = ["labeler"]
-    actions = ["mark_gold", "unmark_gold"]
-
-    @admin.action(description="Mark as gold (known-good) ranking")
-    def mark_gold(self, request: HttpRequest, queryset: QuerySet[Ranking]) -> None:
-        updated = queryset.update(is_gold=True)
-        self.message_user(request, f"Marked {updated} ranking(s) as gold.")
-
-    @admin.action(description="Unmark gold")
-    def unmark_gold(self, request: HttpRequest, queryset: QuerySet[Ranking]) -> None:
-        updated = queryset.update(is_gold=False)
-        self.message_user(request, f"Unmarked {updated} ranking(s).")
-
-
-@admin.register(Comparison)
-class ComparisonAdmin(admin.ModelAdmin):
-    list_display = ["id", "prompt_id", "labeler", "better_id", "worse_id", "created_at"]
-    list_filter = ["prompt__project"]
-    raw_id_fields = ["ranking", "prompt", "better", "worse"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # comparisons only ever come from a ranking
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-
-@admin.register(ExportJob)
-class ExportJobAdmin(admin.ModelAdmin):
-    list_display = [
-        "id",
-        "project",
-        "export_format",
-        "file_format",
-        "status",
-        "rows_written",
-        "created_at",
-        "finished_at",
-    ]
-    list_filter = ["status", "export_format", "project"]
-    readonly_fields = [field.name for field in ExportJob._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
 
 @admin.register(Membership)

@@ -17,7 +17,6 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation.api.exports import streaming_download
-from annotation.errors import DomainError, Forbidden, NotFound
 from annotation.exports.formats import FORMATS
 from annotation.exports.writers import FILE_FORMATS
 from annotation.models import Membership
@@ -25,6 +24,7 @@ from annotation.models.projects import Role
 from annotation.permissions import can_administer, project_for_role, projects_for_role
 from annotation.selectors.exports import export_job_file, export_job_get_for_admin, export_jobs_for_project
 from annotation.services.exports import export_job_create, export_request_validate
+from config.errors import DomainError, Forbidden, NotFound
 
 FILTER_FIELDS = ("date_from", "date_to", "min_agreement", "anonymise_seed")
 FLAG_FIELDS = ("consensus_only", "exclude_flagged")

@@ -1,4 +1,8 @@
-"""Choosing a backend and its sampling settings from a project."""
+"""A project's generation backend and sampling settings, built from the project and Django settings.
+
+The backends in `annotation.generation` know nothing of Django: this is the one place that reads
+the GENERATION_* settings and a Project's generation fields and hands them over as arguments.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,11 @@ from annotation.models import Project
 from annotation.models.projects import GenerationBackend as BackendChoice
 
 
-def sampling_for_project(*, project: Project) -> SamplingParams:
-    """The project's sampling settings, checked: a bad value stored by hand gets a clear error."""
+def generation_sampling_get(*, project: Project) -> SamplingParams:
+    """The project's sampling settings, checked: a bad value stored by hand gets a clear error.
+
+    Raises GenerationFailed naming the bad setting.
+    """
     stop = project.stop_sequences or []
     if not isinstance(stop, list) or not all(isinstance(item, str) and item for item in stop):
         raise GenerationFailed("stop sequences must be a JSON list of non-empty strings")
@@ -30,15 +37,26 @@ def sampling_for_project(*, project: Project) -> SamplingParams:
     )
 
 
-def backend_for_project(*, project: Project) -> GenerationBackend:
-    """The backend the project is set to use. Raises GenerationFailed when its settings are incomplete."""
+def generation_backend_get(*, project: Project) -> GenerationBackend:
+    """The backend the project is set to use, configured from settings.
+
+    Settings are read at each call, not at import, so a worker (or a test) sees their current values.
+    Raises GenerationFailed when the project's generation settings are incomplete.
+    """
     if project.generation_backend == BackendChoice.EMBEDDED:
-        model_path = project.generation_model or settings.GENERATION_DEFAULT_MODEL or None
-        return EmbeddedBackend(model_path=model_path)
+        return EmbeddedBackend(
+            model_path=project.generation_model or settings.GENERATION_DEFAULT_MODEL or None,
+            threads=settings.GENERATION_THREADS,
+        )
     if project.generation_backend == BackendChoice.OPENAI:
         return OpenAICompatibleBackend(
             base_url=project.generation_base_url,
             model=project.generation_model,
             api_key=project.generation_api_key,
+            connect_timeout=settings.GENERATION_HTTP_CONNECT_TIMEOUT,
+            read_timeout=settings.GENERATION_HTTP_READ_TIMEOUT,
+            max_attempts=settings.GENERATION_HTTP_MAX_ATTEMPTS,
+            backoff_seconds=settings.GENERATION_HTTP_BACKOFF_SECONDS,
+            concurrency=settings.GENERATION_HTTP_CONCURRENCY,
         )
     raise GenerationFailed(f"unknown generation backend {project.generation_backend!r}")

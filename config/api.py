@@ -1,4 +1,4 @@
-"""One JSON error shape for every API error, domain or framework."""
+"""What every app's API shares: one JSON error shape for every error, domain or framework, and the JSON parser."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions, parsers, status
+from rest_framework.exceptions import ParseError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from annotation.errors import DomainError
+from config.errors import DomainError
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -38,3 +39,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response.status_code == status.HTTP_500_INTERNAL_SERVER_ERROR:
         response.data = error_body("server_error", "Internal error.")
     return response
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser, with a body nested too deeply for Python answered as a 400, not a 500."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type=media_type, parser_context=parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - the body is nested too deeply") from None

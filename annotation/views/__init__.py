@@ -1,0 +1,1 @@
+"""Server-rendered pages: the labeler's queue and tasks, the dashboards, the health check."""
