@@ -46,7 +46,7 @@ def projects_for_role(*, user, minimum: str = Role.LABELER) -> QuerySet[Project]
     """Projects where the user holds at least `minimum` (staff: all), by name."""
     if not user or not user.is_authenticated:
         return Project.objects.none()
-    projects = Project.objects.order_by("name")
+    projects = Project.objects.order_by("name", "id")
     if user_is_staff(user):
         return projects
     roles = [role for role, level in ROLE_LEVEL.items() if level >= ROLE_LEVEL[Role(minimum)]]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 
-from annotation.sql import token_user
+from annotation.sql.requests import token_user
 
 
 class TokenAuthentication(authentication.TokenAuthentication):

@@ -21,7 +21,7 @@ from annotation.models.assignments import AssignmentStatus, TaskKind
 from annotation.models.rankings import FLAG_CHOICES, RankingSource
 from annotation.permissions import projects_for_labeler
 from annotation.selectors.projects import guidelines_html
-from annotation.sql import candidate_texts
+from annotation.sql.requests import candidate_texts
 
 KINDS: tuple[str, ...] = (TaskKind.RANK, TaskKind.DEMONSTRATE)
 

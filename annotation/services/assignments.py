@@ -17,7 +17,6 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import QuerySet
@@ -25,9 +24,16 @@ from django.utils import timezone
 
 from annotation.models import Assignment, Project, Prompt
 from annotation.models.assignments import AssignmentStatus, TaskKind
-from annotation.permissions import MAX_ID, projects_for_labeler
+from annotation.permissions import MAX_ID
 from annotation.selectors.queue import KINDS, prompts_needing_work, slot_capacity
-from annotation.sql import PromptForLease, assignment_for_labeler, prompt_for_lease, prompt_next_locked
+from annotation.sql.queue import (
+    PromptForLease,
+    labeler_leases_locked,
+    projects_for_labeler_list,
+    prompt_for_lease,
+    prompt_next_locked,
+)
+from annotation.sql.requests import assignment_for_labeler
 from config.errors import Conflict, NotFound, ValidationFailed
 
 MAX_DRAFT_CHARS = 200_000
@@ -66,16 +72,6 @@ def _shown_order(
     chosen = rng.sample(candidate_ids, k) if len(candidate_ids) > k else list(candidate_ids)
     rng.shuffle(chosen)
     return chosen
-
-
-def _labeler_lock(*, labeler_id: int) -> None:
-    """Serialise one labeler's own queue requests (two tabs asking at once get one task).
-
-    On PostgreSQL this locks the labeler's user row until the transaction ends; SQLite's
-    IMMEDIATE transaction already serialises every writer.
-    """
-    if connection.vendor == "postgresql":
-        list(get_user_model().objects.select_for_update().filter(pk=labeler_id).values_list("pk"))
 
 
 def _lease_in_project(*, project: Project, labeler: User, kind: str, now: datetime) -> Assignment | None:
@@ -180,27 +176,22 @@ def assignment_lease(
             f"kind must be one of {', '.join(KINDS)} or empty for either", code="invalid_kind"
         )
     now = now or timezone.now()
-    projects = list(projects_for_labeler(user=labeler, project_id=project_id))
+    if project_id is not None and not 0 < project_id <= MAX_ID:
+        raise NotFound(f"no active project {project_id} that you belong to", code="project_not_found")
+    projects = projects_for_labeler_list(user=labeler, project_id=project_id)
     if project_id is not None and not projects:
         raise NotFound(f"no active project {project_id} that you belong to", code="project_not_found")
-    _labeler_lock(labeler_id=labeler.pk)
-    # Read after the lock, as its own statement: its snapshot then sees a lease that the labeler's
-    # other request committed while this one waited.
-    held = list(
-        Assignment.objects.filter(labeler=labeler, status=AssignmentStatus.LEASED)
-        .order_by("leased_at", "id")
-        .values_list("id", "project_id", "kind", "expires_at")
-    )
+    held = labeler_leases_locked(labeler_id=labeler.pk, now=now)
     # The labeler's own stale leases would otherwise keep them from the same prompt until the job runs.
-    stale = [pk for pk, _project_id, _kind, expires_at in held if expires_at <= now]
+    stale = [lease.assignment_id for lease in held if not lease.live]
     if stale:
         Assignment.objects.filter(pk__in=stale, status=AssignmentStatus.LEASED).update(
             status=AssignmentStatus.EXPIRED
         )
     project_ids = {project.pk for project in projects}
-    for pk, held_project_id, held_kind, expires_at in held:
-        if expires_at > now and held_project_id in project_ids and (kind is None or held_kind == kind):
-            return assignment_get_for_labeler(assignment_id=pk, labeler=labeler), False
+    for lease in held:
+        if lease.live and lease.project_id in project_ids and (kind is None or lease.kind == kind):
+            return assignment_get_for_labeler(assignment_id=lease.assignment_id, labeler=labeler), False
     for project in projects:
         for wanted in [kind] if kind is not None else list(KINDS):
             leased = _lease_in_project(project=project, labeler=labeler, kind=wanted, now=now)

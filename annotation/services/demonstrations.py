@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 from annotation.models import Demonstration
 from annotation.models.assignments import Assignment, TaskKind
 from annotation.services.submissions import prompt_done_counts_add, submission_store
-from config.errors import Conflict, ValidationFailed
+from config.errors import ValidationFailed
 
 MAX_DEMONSTRATION_CHARS = 50_000
 
@@ -50,10 +50,6 @@ def demonstration_submit(
 
     def store(assignment: Assignment, seconds: float) -> Demonstration:
         cleaned = demonstration_text_validate(text=text, min_chars=assignment.project.min_demonstration_chars)
-        if Demonstration.objects.filter(prompt_id=assignment.prompt_id, labeler=labeler).exists():
-            raise Conflict(
-                "you have already written a demonstration for this prompt", code="already_demonstrated"
-            )
         demonstration = Demonstration.objects.create(
             prompt_id=assignment.prompt_id,
             labeler=labeler,

@@ -15,7 +15,7 @@ from annotation.models.assignments import Assignment, TaskKind
 from annotation.models.rankings import FLAG_KEYS, RankingSource
 from annotation.ranking_math import comparisons_from_order, order_validate
 from annotation.services.submissions import prompt_done_counts_add, submission_store
-from annotation.sql import ranking_children_insert
+from annotation.sql.requests import ranking_children_insert
 from config.errors import Conflict, ValidationFailed
 
 MAX_COMMENT_CHARS = 10_000
@@ -86,7 +86,11 @@ def ranking_record(
         )
     if seconds_spent < 0:
         raise ValidationFailed("seconds_spent cannot be negative", code="invalid_time")
-    if labeler is not None and Ranking.objects.filter(prompt=prompt, labeler=labeler).exists():
+    if (
+        labeler is not None
+        and assignment is None  # a submission has checked this already, under the assignment's lock
+        and Ranking.objects.filter(prompt=prompt, labeler=labeler).exists()
+    ):
         # A conflict with stored work, as for a second demonstration: 409, not a bad body.
         raise Conflict("this labeler has already ranked this prompt", code="already_ranked")
 

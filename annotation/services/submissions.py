@@ -23,15 +23,14 @@ from annotation.models.assignments import AssignmentStatus, TaskKind
 from annotation.models.rankings import RankingSource
 from annotation.selectors.queue import count_per_prompt, slot_capacity
 from annotation.services.assignments import assignment_get_for_labeler, assignment_newer_leases
-from annotation.sql import slots_taken, submission_conflicts
+from annotation.sql.queue import prompt_done_count_add, slots_taken
+from annotation.sql.requests import assignment_submitted_update, submission_conflicts
 from config.errors import Conflict, ValidationFailed
 
 MAX_SECONDS_SPENT = 7 * 24 * 3600
 MAX_IDEMPOTENCY_KEY_CHARS = 100
 
 Stored = TypeVar("Stored")
-
-_DONE_FIELD: dict[str, str] = {TaskKind.RANK: "rankings_done", TaskKind.DEMONSTRATE: "demonstrations_done"}
 
 
 def seconds_spent_validate(*, seconds_spent: float) -> float:
@@ -78,7 +77,7 @@ def submission_store(
     assignment.submitted_at = now
     assignment.idempotency_key = idempotency_key.strip()
     try:
-        assignment.save(update_fields=["status", "submitted_at", "idempotency_key"])
+        assignment_submitted_update(assignment=assignment)
     except IntegrityError:  # the same key sent for another task at the same instant
         raise Conflict(
             "this idempotency_key was already used for another task", code="idempotency_key_reused"
@@ -119,6 +118,12 @@ def _submission_claim(
         raise Conflict(
             "this idempotency_key was already used for another task", code="idempotency_key_reused"
         )
+    if conflicts.already_done:  # a conflict with stored work: 409, not a bad body
+        if kind == TaskKind.RANK:
+            raise Conflict("this labeler has already ranked this prompt", code="already_ranked")
+        raise Conflict(
+            "you have already written a demonstration for this prompt", code="already_demonstrated"
+        )
     if assignment.status == AssignmentStatus.EXPIRED or assignment.expires_at <= now:
         _late_submission_check(assignment=assignment, now=now)
     return assignment, False
@@ -153,8 +158,7 @@ def _late_submission_check(*, assignment: Assignment, now: datetime) -> None:
 
 def prompt_done_counts_add(*, prompt_id: int, kind: str) -> None:
     """Count one more piece of submitted work on the prompt; call it in the transaction that stores it."""
-    field = _DONE_FIELD[kind]
-    Prompt.objects.filter(pk=prompt_id).update(**{field: F(field) + 1})
+    prompt_done_count_add(prompt_id=prompt_id, kind=kind)
 
 
 def _done_count(kind: str) -> Coalesce:

@@ -33,7 +33,7 @@ from annotation.services.assignments import assignment_lease
 from annotation.services.prompts import prompt_create
 from annotation.services.rankings import ranking_record
 from annotation.services.submissions import prompt_done_counts_add
-from annotation.sql import prompt_next_locked
+from annotation.sql.queue import prompt_next_locked
 from tests.annotation.queue_helpers import candidates_add
 
 pytestmark = pytest.mark.django_db(transaction=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from django.utils import timezone
 
@@ -9,6 +11,7 @@ from annotation.models import Assignment, Membership, Project
 from annotation.models.projects import Role
 from annotation.permissions import projects_for_labeler, projects_for_role
 from annotation.services.assignments import assignment_get_for_labeler, assignment_lease
+from annotation.sql.queue import projects_for_labeler_list
 from tests.annotation.queue_helpers import candidates_add
 
 pytestmark = pytest.mark.django_db
@@ -53,3 +56,27 @@ def test_roles_decide_which_projects_a_member_sees(project, labeler):
     )
     assert [p.name for p in projects_for_role(user=labeler, minimum=Role.REVIEWER)] == ["Reviewed"]
     assert not projects_for_role(user=labeler, minimum=Role.ADMIN).exists()
+
+
+def test_the_leases_project_query_matches_the_visibility_rule(django_user_model):
+    """annotation.sql.queue.projects_for_labeler_list is a fast copy of permissions.projects_for_labeler:
+    on generated memberships, roles, closed projects and staff users, both list the same projects."""
+    rng = random.Random(11)
+    users = [django_user_model.objects.create_user(f"seen-{n}") for n in range(6)]
+    users.append(django_user_model.objects.create_user("seen-staff", is_staff=True))
+    users.append(django_user_model.objects.create_superuser("seen-root", "root@example.com", "pw"))
+    projects = [
+        Project.objects.create(
+            name=rng.choice(["Alpha", "Beta", "Gamma"]) + f" {n}", k=2, is_active=rng.random() < 0.7
+        )
+        for n in range(9)
+    ]
+    for user in users[:6]:
+        for project in rng.sample(projects, rng.randint(0, 5)):
+            Membership.objects.create(project=project, user=user, role=rng.choice(list(Role)))
+    for user in users:
+        for project_id in [None, *(p.pk for p in projects)]:
+            rule = [p.pk for p in projects_for_labeler(user=user, project_id=project_id)]
+            fast = [p.pk for p in projects_for_labeler_list(user=user, project_id=project_id)]
+            assert fast == rule, (user.username, project_id)
+    assert any(projects_for_labeler(user=user).exists() for user in users[:6])
