@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
+from annotation.api.output import output_data
 from annotation.api.serializers_labeler import (
     DemonstrationOutputSerializer,
     DemonstrationSubmitInputSerializer,
@@ -75,7 +76,7 @@ class LabelerMeApi(APIView):
     @extend_schema(responses=MeOutputSerializer)
     def get(self, request: Request) -> Response:
         return Response(
-            MeOutputSerializer({"id": request.user.pk, "username": request.user.get_username()}).data
+            output_data(MeOutputSerializer, {"id": request.user.pk, "username": request.user.get_username()})
         )
 
 
@@ -91,7 +92,7 @@ class LabelerWorkApi(APIView):
             "held": live_assignments_for_labeler(labeler=request.user),
             "counts": labeler_counts(labeler=request.user),
         }
-        return Response(WorkOutputSerializer(data).data)
+        return Response(output_data(WorkOutputSerializer, data))
 
 
 class AssignmentLeaseApi(APIView):
@@ -118,7 +119,7 @@ class AssignmentLeaseApi(APIView):
         )
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        body = TaskOutputSerializer(assignment_task_data(assignment=assignment)).data
+        body = output_data(TaskOutputSerializer, assignment_task_data(assignment=assignment))
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
@@ -130,7 +131,7 @@ class AssignmentDetailApi(APIView):
     @extend_schema(responses=TaskOutputSerializer)
     def get(self, request: Request, assignment_id: int) -> Response:
         assignment = assignment_get_for_labeler(assignment_id=assignment_id, labeler=request.user)
-        return Response(TaskOutputSerializer(assignment_task_data(assignment=assignment)).data)
+        return Response(output_data(TaskOutputSerializer, assignment_task_data(assignment=assignment)))
 
 
 class AssignmentDraftApi(APIView):
@@ -144,7 +145,7 @@ class AssignmentDraftApi(APIView):
         saved_at = assignment_draft_save(
             assignment_id=assignment_id, labeler=request.user, draft=serializer.validated_data["draft"]
         )
-        return Response(DraftOutputSerializer({"draft_saved_at": saved_at}).data)
+        return Response(output_data(DraftOutputSerializer, {"draft_saved_at": saved_at}))
 
 
 class AssignmentSkipApi(APIView):
@@ -158,7 +159,7 @@ class AssignmentSkipApi(APIView):
         assignment = assignment_skip(
             assignment_id=assignment_id, labeler=request.user, reason=serializer.validated_data["reason"]
         )
-        return Response(SkipOutputSerializer(assignment).data)
+        return Response(output_data(SkipOutputSerializer, assignment))
 
 
 class DemonstrationSubmitApi(APIView):
@@ -182,7 +183,7 @@ class DemonstrationSubmitApi(APIView):
             idempotency_key=data["idempotency_key"],
             seconds_spent=data["seconds_spent"],
         )
-        return Response(DemonstrationOutputSerializer(demonstration).data, status=_submitted(created))
+        return Response(output_data(DemonstrationOutputSerializer, demonstration), status=_submitted(created))
 
 
 class RankingSubmitApi(APIView):
@@ -223,4 +224,4 @@ class RankingSubmitApi(APIView):
             comment=data["comment"],
             seconds_spent=data["seconds_spent"],
         )
-        return Response(RankingOutputSerializer(ranking).data, status=_submitted(created))
+        return Response(output_data(RankingOutputSerializer, ranking), status=_submitted(created))

@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from annotation.api.output import output_data
 from annotation.api.serializers_labeler import TaskOutputSerializer
 from annotation.models.assignments import TaskKind
 from annotation.selectors.queue import (
@@ -50,7 +51,7 @@ def labeler_task(request: HttpRequest, assignment_id: int) -> HttpResponse:
         assignment = assignment_get_for_labeler(assignment_id=assignment_id, labeler=cast(User, request.user))
     except NotFound as error:
         raise Http404(error.message) from None
-    task = TaskOutputSerializer(assignment_task_data(assignment=assignment)).data
+    task = output_data(TaskOutputSerializer, assignment_task_data(assignment=assignment))
     template = "labeler/rank.html" if assignment.kind == TaskKind.RANK else "labeler/demonstrate.html"
     context = {
         "task": task,
