@@ -1,6 +1,7 @@
 """Benchmark: the preference-pairs export against PostgreSQL's own COPY of the same rows.
 
     .venv/bin/python bench/export.py --rows 1000000 --json var/bench-export.json
+    .venv/bin/python bench/export.py --small --json OUT   # seconds; what `make test` runs
 
 Seeds N comparisons (K=4, two labelers: 12 comparisons per prompt) into its own database on
 127.0.0.1 with set-based SQL (generate_series), then, each in a fresh process so peak memory is its
@@ -11,6 +12,10 @@ own, streams:
 - the app's `pairs` export through export_stream (JSONL, and Parquet for reference), bytes discarded.
 Goal: rows/s within 3x of the joined COPY, and peak RSS under 300 MB. Prints a table, writes JSON
 with rows_per_s, copy_rows_per_s and peak_rss_mb (the JSONL export's).
+
+--small seeds a couple of hundred rows into a database of its own (the default name plus `_small`),
+runs each phase once and drops that database: a check that the benchmark still runs end to end,
+not a measurement.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/rlhf_bench_export"
@@ -65,13 +71,66 @@ def database_ensure(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def insert_select(cursor, model, *, values: dict[str, str], source: str, params: dict[str, Any]) -> None:
+    """`INSERT INTO <model's table> (...) SELECT <values> <source>`, one statement.
+
+    `values` maps column names to SQL expressions over `source` (named placeholders: %(name)s from
+    `params`). Every other NOT NULL column gets what the ORM would store, the field's default (now()
+    for auto_now_add), so a column added to the model later is filled rather than failing the seed;
+    a NOT NULL column with no default stops the benchmark naming it.
+    """
+    from django.db import connection
+
+    columns, expressions, params = list(values), list(values.values()), dict(params)
+    for field in model._meta.concrete_fields:
+        if field.column in values or field.primary_key or field.null:
+            continue
+        columns.append(field.column)
+        if getattr(field, "auto_now_add", False) or getattr(field, "auto_now", False):
+            expressions.append("now()")
+            continue
+        default = field.get_default()
+        if default is None:
+            raise SystemExit(
+                f"bench/export.py: {model._meta.db_table}.{field.column} is NOT NULL without a default: "
+                "give it a value in seed()"
+            )
+        name = f"default_{field.column}"
+        params[name] = field.get_db_prep_save(default, connection)
+        expressions.append(f"CAST(%({name})s AS {field.db_type(connection)})")
+    unknown = set(values) - {field.column for field in model._meta.concrete_fields}
+    if unknown:
+        raise SystemExit(
+            f"bench/export.py: {model._meta.db_table} has no column {', '.join(sorted(unknown))}"
+        )
+    quoted = ", ".join(connection.ops.quote_name(column) for column in columns)
+    cursor.execute(
+        f"INSERT INTO {model._meta.db_table} ({quoted})\nSELECT {', '.join(expressions)}\n{source}", params
+    )
+
+
+def database_drop(url: str) -> None:
+    import psycopg
+    from django.db import connections
+
+    connections.close_all()
+    name = url.rsplit("/", 1)[1]
+    admin_url = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def seed(rows: int) -> tuple[int, int]:
-    """Make sure the bench project holds rows // 12 prompts' worth of comparisons; returns (project id, rows)."""
+    """Make sure the bench project holds rows // 12 prompts' worth of comparisons; returns (project id, rows).
+
+    Set-based SQL, one statement per execute(): the settings bind parameters on the server
+    (DATABASE_PREPARE_THRESHOLD), and a prepared statement holds exactly one command.
+    """
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.db import connection, transaction
 
-    from annotation.models import Comparison, Project
+    from annotation.models import Candidate, Comparison, Project, Prompt, Ranking
 
     call_command("migrate", verbosity=0)
     prompts = max(1, rows // PAIRS_PER_PROMPT)
@@ -86,72 +145,96 @@ def seed(rows: int) -> tuple[int, int]:
     started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
         project = Project.objects.create(name=PROJECT_NAME, k=4, rankings_per_prompt=2)
-        pid = project.pk
-        cursor.execute(
-            """
-            INSERT INTO annotation_prompt (project_id, turns, content_hash, source, tags, priority, created_at,
-                                           generation_error)
-            SELECT %s,
-                   jsonb_build_array(jsonb_build_object('role', 'user', 'content',
-                       'Question ' || g || ': ' || repeat('what would a careful assistant say here? ', 3))),
-                   md5('bench-prompt-' || g), 'bench', '[]'::jsonb, 0, now(), ''
-            FROM generate_series(1, %s) AS g
-            """,
-            [pid, prompts],
+        ids = {"project_id": project.pk, "prompts": prompts, "first": first.pk, "second": second.pk}
+        insert_select(
+            cursor,
+            Prompt,
+            values={
+                "project_id": "%(project_id)s",
+                "turns": "jsonb_build_array(jsonb_build_object('role', 'user', 'content', "
+                "'Question ' || g || ': ' || repeat('what would a careful assistant say here? ', 3)))",
+                "content_hash": "md5('bench-prompt-' || g)",
+                "source": "'bench'",
+                "created_at": "now()",
+                # Both rankings below are labelers': the counts the queue keeps say so.
+                "rankings_done": "2",
+            },
+            source="FROM generate_series(1, %(prompts)s) AS g",
+            params=ids,
         )
-        cursor.execute(
-            """
-            INSERT INTO annotation_candidate (prompt_id, text, content_hash, source, backend, model_name,
-                                              sampling_params, seed, created_at)
-            SELECT p.id,
-                   'Answer ' || n || ' to prompt ' || p.id || '. ' || repeat('A plain, "quoted" sentence. ', 9),
-                   md5('bench-candidate-' || p.id || '-' || n), 'model', 'embedded', 'bench-model',
-                   '{"temperature": 0.9}'::jsonb, n, now()
-            FROM annotation_prompt p CROSS JOIN generate_series(0, 3) AS n
-            WHERE p.project_id = %s
-            """,
-            [pid],
+        insert_select(
+            cursor,
+            Candidate,
+            values={
+                "prompt_id": "p.id",
+                "text": "'Answer ' || n || ' to prompt ' || p.id || '. ' || repeat('A plain, \"quoted\" sentence. ', 9)",
+                "content_hash": "md5('bench-candidate-' || p.id || '-' || n)",
+                "source": "'model'",
+                "backend": "'embedded'",
+                "model_name": "'bench-model'",
+                "sampling_params": "'{\"temperature\": 0.9}'::jsonb",
+                "seed": "n",
+                "created_at": "now()",
+            },
+            source="FROM annotation_prompt p CROSS JOIN generate_series(0, 3) AS n WHERE p.project_id = %(project_id)s",
+            params=ids,
         )
         # Labeler one ranks by candidate id; labeler two swaps the top two.
-        cursor.execute(
+        for statement in (
             """
             CREATE TEMP TABLE bench_c ON COMMIT DROP AS
             SELECT id, prompt_id, (row_number() OVER (PARTITION BY prompt_id ORDER BY id) - 1) AS n
-            FROM annotation_candidate WHERE prompt_id IN (SELECT id FROM annotation_prompt WHERE project_id = %s);
-            CREATE INDEX ON bench_c (prompt_id);
+            FROM annotation_candidate
+            WHERE prompt_id IN (SELECT id FROM annotation_prompt WHERE project_id = %(project_id)s)
+            """,
+            "CREATE INDEX ON bench_c (prompt_id)",
+            """
             CREATE TEMP TABLE bench_pos ON COMMIT DROP AS
             SELECT c.id, c.prompt_id, l.labeler_id,
                    CASE WHEN l.swap AND c.n = 0 THEN 1 WHEN l.swap AND c.n = 1 THEN 0 ELSE c.n END AS pos
-            FROM bench_c c CROSS JOIN (VALUES (%s, false), (%s, true)) AS l(labeler_id, swap);
-            CREATE INDEX ON bench_pos (prompt_id, labeler_id);
+            FROM bench_c c
+            CROSS JOIN (VALUES (%(first)s::bigint, false), (%(second)s::bigint, true)) AS l(labeler_id, swap)
             """,
-            [pid, first.pk, second.pk],
+            "CREATE INDEX ON bench_pos (prompt_id, labeler_id)",
+        ):
+            cursor.execute(statement, ids if "%(" in statement else None)
+        insert_select(
+            cursor,
+            Ranking,
+            values={
+                "prompt_id": "prompt_id",
+                "labeler_id": "labeler_id",
+                "source": "'labeler'",
+                "order": "jsonb_agg(jsonb_build_array(id) ORDER BY pos)",
+                "seconds_spent": "30",
+                "created_at": "now()",
+            },
+            source="FROM bench_pos GROUP BY prompt_id, labeler_id",
+            params={},
         )
-        cursor.execute(
-            """
-            INSERT INTO annotation_ranking (prompt_id, labeler_id, source, "order", comment, seconds_spent,
-                                            is_gold, created_at)
-            SELECT prompt_id, labeler_id, 'labeler', jsonb_agg(jsonb_build_array(id) ORDER BY pos), '', 30, false, now()
-            FROM bench_pos GROUP BY prompt_id, labeler_id
-            """
-        )
-        cursor.execute(
-            """
-            INSERT INTO annotation_comparison (ranking_id, prompt_id, labeler_id, better_id, worse_id, created_at)
-            SELECT r.id, r.prompt_id, r.labeler_id, a.id, b.id, r.created_at
-            FROM annotation_ranking r
+        insert_select(
+            cursor,
+            Comparison,
+            values={
+                "ranking_id": "r.id",
+                "prompt_id": "r.prompt_id",
+                "labeler_id": "r.labeler_id",
+                "better_id": "a.id",
+                "worse_id": "b.id",
+                "created_at": "r.created_at",
+            },
+            source="""FROM annotation_ranking r
             JOIN bench_pos a ON a.prompt_id = r.prompt_id AND a.labeler_id = r.labeler_id
             JOIN bench_pos b ON b.prompt_id = r.prompt_id AND b.labeler_id = r.labeler_id AND a.pos < b.pos
-            WHERE r.prompt_id IN (SELECT id FROM annotation_prompt WHERE project_id = %s)
-            ORDER BY r.id, a.pos, b.pos
-            """,
-            [pid],
+            WHERE r.prompt_id IN (SELECT id FROM annotation_prompt WHERE project_id = %(project_id)s)
+            ORDER BY r.id, a.pos, b.pos""",
+            params=ids,
         )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
-    count = Comparison.objects.filter(prompt__project_id=pid).count()
+    count = Comparison.objects.filter(prompt__project_id=project.pk).count()
     print(f"seeded {count:,} comparisons in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    return pid, count
+    return project.pk, count
 
 
 def peak_rss_mb() -> float:
@@ -199,6 +282,8 @@ def phase_export(project_id: int, file_format: str) -> dict:
 
 
 REPEAT = 2
+# --small: enough rows for every phase to have some (two batches' worth is not needed to run end to end).
+SMALL = {"rows": 200, "repeat": 1, "drop_db": True}
 
 
 def run_phase(url: str, project_id: int, *args: str) -> dict:
@@ -217,10 +302,11 @@ def run_phase(url: str, project_id: int, *args: str) -> dict:
                 "--project-id",
                 str(project_id),
             ],
-            check=True,
             capture_output=True,
             text=True,
         )
+        if output.returncode:  # say why: a bare CalledProcessError would hide the phase's traceback
+            raise SystemExit(f"phase {' '.join(args)} failed ({output.returncode}):\n{output.stderr}")
         runs.append(json.loads(output.stdout.strip().splitlines()[-1]))
     best = min(runs, key=lambda run: run["seconds"])
     best["peak_rss_mb"] = max(run["peak_rss_mb"] for run in runs)
@@ -239,7 +325,17 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=2, help="runs per phase; the fastest is kept (default 2)"
     )
+    parser.add_argument("--drop-db", action="store_true", help="drop the benchmark database afterwards")
+    parser.add_argument(
+        "--small",
+        action="store_true",
+        help=f"a smoke run in seconds ({SMALL['rows']} rows, one run per phase, its own database, "
+        "dropped afterwards), as `make test` runs it: it must run, its speed is not judged",
+    )
     args = parser.parse_args()
+    if args.small:  # the small sizes become the defaults; options given on the command line still win
+        parser.set_defaults(**SMALL, database_url=parser.get_default("database_url") + "_small")
+        args = parser.parse_args()
     if not args.database_url.startswith("postgres"):
         parser.error("--database-url must be a PostgreSQL URL")
 
@@ -261,6 +357,19 @@ def main() -> None:
     REPEAT = max(1, args.repeat)
     database_ensure(args.database_url)
     django_setup(args.database_url)
+    try:
+        summary = measure(args)
+    finally:
+        if args.drop_db:
+            database_drop(args.database_url)
+    if args.json_out:
+        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_out).write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"wrote {args.json_out}")
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Seed, run every phase, print the table; returns the summary the JSON holds."""
     project_id, rows = seed(args.rows)
 
     results = {
@@ -289,6 +398,7 @@ def main() -> None:
         "baseline_rss_mb": results["django_baseline"]["peak_rss_mb"],
         "export_rss_over_baseline_mb": export["peak_rss_mb"] - results["django_baseline"]["peak_rss_mb"],
         "goal": {"slowdown_vs_copy_max": 3.0, "peak_rss_mb_max": 300},
+        "small": args.small,
         "repeat": REPEAT,
         "load_average_at_end": os.getloadavg(),
         "cpu_count": os.cpu_count(),
@@ -321,10 +431,9 @@ def main() -> None:
         f"\nslowdown vs COPY: {summary['slowdown_vs_copy']:.2f}x (goal <= 3x); "
         f"peak RSS {export['peak_rss_mb']:.0f} MB (goal < 300 MB), of which {summary['baseline_rss_mb']:.0f} MB "
         f"is django.setup() alone: {'met' if summary['goal_met'] else 'NOT met'}"
+        + (" (small mode: a smoke run, speed not judged)" if args.small else "")
     )
-    if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ printed beside it. It runs against a throwaway SQLite database in a temporary fo
 nothing else.
 
     .venv/bin/python bench/generation.py [--prompts 6] [--repeats 2] [--k 4] [--max-tokens 96] [--json OUT]
+    .venv/bin/python bench/generation.py --small --json OUT   # seconds; what `make test` runs
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+# --small: one prompt through the whole worker path and its raw replay, a few tokens per candidate.
+SMALL = {"prompts": 1, "repeats": 1, "k": 2, "max_tokens": 8}
 
 QUESTIONS = [
     "Explain why the sky is blue to a ten-year-old.",
@@ -94,10 +97,11 @@ def run(
         low_water_mark=10_000,
     )
     if threads:
-        settings.GENERATION_THREADS = threads
-    backend = EmbeddedBackend(model_path=model or None)
+        settings.GENERATION_THREADS = threads  # the worker path reads it when it builds its backend
+    backend = EmbeddedBackend(model_path=model or None, threads=threads)
     started = time.perf_counter()
-    loaded = model_load(path=backend.model_path)
+    # Loaded once per process and path, so the worker path below runs on this same model.
+    loaded = model_load(path=backend.model_path, threads=backend.threads)
     load_seconds = time.perf_counter() - started
     llama = loaded.llama
     stop = list(stop_sequences_merge(project_stop=[], base_model=True))
@@ -176,7 +180,7 @@ def run(
     return {
         "rows": rows,
         "model": backend.model_name,
-        "threads": thread_count(),
+        "threads": thread_count(configured=threads),
         "prompts": prompts,
         "repeats": repeats,
         "k": k,
@@ -252,7 +256,16 @@ def main() -> None:
         "--threads", type=int, default=0, help="llama.cpp threads (default: as a worker picks)"
     )
     parser.add_argument("--json", dest="json_out", help="write the results to this JSON file")
+    parser.add_argument(
+        "--small",
+        action="store_true",
+        help=f"a smoke run in seconds ({SMALL['prompts']} prompt, K={SMALL['k']}, "
+        f"{SMALL['max_tokens']} tokens each), as `make test` runs it: it must run, its speed is not judged",
+    )
     args = parser.parse_args()
+    if args.small:  # the small sizes become the defaults; options given on the command line still win
+        parser.set_defaults(**SMALL)
+        args = parser.parse_args()
     if not 2 <= args.k <= 9 or min(args.prompts, args.repeats, args.max_tokens) < 1:
         parser.error("--k must be 2-9; --prompts, --repeats and --max-tokens at least 1")
 
@@ -267,7 +280,10 @@ def main() -> None:
             model=args.model,
             threads=args.threads,
         )
+    result["small"] = args.small
     print(table(result))
+    if args.small:
+        print("small mode: a smoke run, speed not judged")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.json_out}")

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/reward_model.py [--train FILE --eval FILE] [--epochs 1] [--max-length 256]
         [--lr 1e-4] [--k4-rankings 96] [--limit N] [--json OUT]
+    .venv/bin/python bench/reward_model.py --small [--train FILE] --json OUT   # what `make test` runs
 
 Data: HH-RLHF or TRL preference JSONL. Default: ../shared/data/hh-rlhf-harmless-dev.jsonl, lines
 that are not valid preference pairs dropped (the same for both), shuffled with a fixed seed, 80 %
@@ -34,6 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless-dev.jsonl"
 SEED = 1234
+# --small: one batch of 16 pairs (one optimiser step on each side) and a few K=4 rankings. The
+# maximum length stays: TRL drops every pair longer than it, and HH-RLHF conversations are long.
+SMALL = {"limit": 16, "k4_rankings": 4}
 
 
 def pairs_load(path: Path) -> tuple[list, int]:
@@ -302,7 +306,17 @@ def main() -> None:
     parser.add_argument("--worker", choices=["ours", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     parser.add_argument("--phase", choices=["pairs", "k4"], default="pairs", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--small",
+        action="store_true",
+        help=f"a smoke run ({SMALL['limit']} pairs: one training step each side, {SMALL['k4_rankings']} "
+        "K=4 rankings), as `make test` runs it: it must run, "
+        "its speed and accuracy are not judged",
+    )
     args = parser.parse_args()
+    if args.small:  # the small sizes become the defaults; options given on the command line still win
+        parser.set_defaults(**SMALL)
+        args = parser.parse_args()
 
     if args.worker:
         train_pairs, _ = pairs_load(Path(args.train))
@@ -333,6 +347,7 @@ def main() -> None:
                 "k4_rankings": args.k4_rankings,
                 "limit": args.limit,
                 "cpus": os.cpu_count(),
+                "small": args.small,
             }
         }
         env = {
@@ -341,6 +356,10 @@ def main() -> None:
             "TOKENIZERS_PARALLELISM": "false",
             "PYTHONPATH": str(ROOT),
         }
+        if args.small:
+            # One thread a process: on a busy machine, torch's spinning threads made a step of a
+            # few seconds take ten times as long.
+            env.setdefault("OMP_NUM_THREADS", "1")
         common = [
             "--train", str(train_path), "--eval", str(eval_path), "--epochs", str(args.epochs),
             "--max-length", str(args.max_length), "--lr", str(args.lr), "--k4-rankings", str(args.k4_rankings),
@@ -357,6 +376,8 @@ def main() -> None:
                 results[side].update(json.loads(result_path.read_text(encoding="utf-8")))
                 results[side][f"{phase}_process_seconds"] = time.perf_counter() - started
     table(results)
+    if args.small:
+        print("small mode: a smoke run, speed and accuracy not judged")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2), encoding="utf-8")
 

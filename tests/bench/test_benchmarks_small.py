@@ -1,0 +1,299 @@
+"""Every benchmark runs end to end in its small mode, so none can stop working unnoticed.
+
+Each test runs one benchmark as a subprocess with `--small --json OUT`, in this process's
+environment, and checks that it exits 0, prints its table and writes the JSON keys it promises.
+Speed is not judged here; the full runs (README, "Benchmarks") measure it. The benchmarks that
+measure PostgreSQL are marked `postgres` (skipped without it, failing under REQUIRE_SERVICES=1,
+see tests/conftest.py) and get a database of their own beside the test database, which they create
+and drop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# Well under pytest's 900 s: a hung benchmark fails its own test with its output, rather than the suite.
+BENCH_TIMEOUT_SECONDS = 300
+
+
+def _process_tree(root: int) -> list[int]:
+    """`root` and every process below it, found before any is killed (orphans move to init)."""
+    children: dict[int, list[int]] = defaultdict(list)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended while we looked
+        children[parent].append(int(stat.parent.name))
+    found, queue = [], [root]
+    while queue:
+        pid = queue.pop()
+        found.append(pid)
+        queue.extend(children[pid])
+    return found
+
+
+def _kill_tree(process: subprocess.Popen) -> None:
+    # The benchmark's own process group, and what left it: queue_load starts gunicorn in a session
+    # of its own, which killing the group alone would leave serving.
+    tree = _process_tree(process.pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def run_benchmark(script: str, *arguments: str, json_out: Path) -> tuple[dict, str]:
+    """Run bench/<script> --small --json json_out; return (the JSON it wrote, its stdout and stderr)."""
+    command = [sys.executable, str(ROOT / "bench" / script), "--small", "--json", str(json_out), *arguments]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, so a timeout can end all of it
+    )
+    try:
+        output, _ = process.communicate(timeout=BENCH_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        _kill_tree(process)
+        output, _ = process.communicate()
+        pytest.fail(f"{script} --small ran past {BENCH_TIMEOUT_SECONDS} s:\n{output[-6000:]}", pytrace=False)
+    assert process.returncode == 0, f"{script} --small exited {process.returncode}:\n{output[-6000:]}"
+    assert json_out.is_file(), f"{script} --small wrote no {json_out}:\n{output[-3000:]}"
+    return json.loads(json_out.read_text()), output
+
+
+def assert_keys(result: dict, keys: set[str], where: str) -> None:
+    missing = keys - result.keys()
+    assert not missing, f"{where} lacks {sorted(missing)}"
+
+
+def assert_printed(output: str, *patterns: str) -> None:
+    for pattern in patterns:
+        assert re.search(pattern, output, re.MULTILINE), (
+            f"table line {pattern!r} not printed:\n{output[-3000:]}"
+        )
+
+
+def _admin_url(url: str) -> str:
+    return urlparse(url)._replace(path="/postgres").geturl()
+
+
+def database_exists(url: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(_admin_url(url), autocommit=True) as connection:
+        query = "SELECT 1 FROM pg_database WHERE datname = %s"
+        return bool(connection.execute(query, [urlparse(url).path.lstrip("/")]).fetchone())
+
+
+@pytest.fixture
+def bench_database(request):
+    """The URL of a database beside the test database, on the same server, for one benchmark to
+    create and drop; dropped here too if a failed run left it."""
+    import psycopg
+
+    url = urlparse(os.environ["DATABASE_URL"])
+    purpose = request.node.name.removeprefix("test_").removesuffix("_small")
+    name = re.sub(r"\W", "_", f"{url.path.lstrip('/')}_bench_{purpose}")[-63:]  # PostgreSQL's limit
+    database_url = url._replace(path=f"/{name}").geturl()
+    yield database_url
+    with psycopg.connect(_admin_url(database_url), autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.postgres
+def test_queue_load_small(tmp_path, bench_database):
+    result, output = run_benchmark(
+        "queue_load.py", "--database-url", bench_database, json_out=tmp_path / "out.json"
+    )
+
+    assert_printed(output, r"^request\s+count\s+p50 ms", r"^lease\s+\d+", r"^submit\s+\d+", r"^floor\s+\d+")
+    assert_keys(
+        result,
+        {
+            "labelers",
+            "seconds",
+            "small",
+            "ok",
+            "goal_met",
+            "submissions",
+            "submissions_per_s",
+            "double_leases",
+            "lost_submissions",
+            "stored_twice",
+            "machine_busy_cores",
+            "gunicorn_cpu_ms_per_request",
+            *(
+                f"{name}_{stat}"
+                for name in ("lease", "submit", "floor")
+                for stat in ("requests", "p50_ms", "p95_ms", "p99_ms")
+            ),
+        },
+        "queue_load JSON",
+    )
+    assert result["small"] is True
+    assert result["submissions"] > 0 and result["lease_requests"] > 0
+    assert (result["ok"], result["double_leases"], result["lost_submissions"], result["stored_twice"]) == (
+        True,
+        0,
+        0,
+        0,
+    )
+    assert not database_exists(bench_database), "queue_load left its database behind"
+
+
+@pytest.mark.postgres
+def test_export_small(tmp_path, bench_database):
+    result, output = run_benchmark(
+        "export.py", "--database-url", bench_database, json_out=tmp_path / "out.json"
+    )
+
+    assert_printed(
+        output,
+        r"^phase\s+rows\s+seconds\s+rows/s",
+        r"^COPY of the same rows \(floor\)\s+\d+",
+        r"^app export, pairs JSONL\s+\d+",
+        r"^app export, pairs Parquet\s+\d+",
+        r"^slowdown vs COPY: ",
+    )
+    assert_keys(
+        result,
+        {
+            "rows",
+            "rows_per_s",
+            "copy_rows_per_s",
+            "copy_ordered_rows_per_s",
+            "copy_bare_rows_per_s",
+            "slowdown_vs_copy",
+            "peak_rss_mb",
+            "baseline_rss_mb",
+            "goal",
+            "goal_met",
+            "small",
+            "phases",
+        },
+        "export JSON",
+    )
+    phases = result["phases"]
+    assert_keys(
+        phases,
+        {
+            "django_baseline",
+            "copy_joined",
+            "copy_joined_ordered",
+            "copy_bare",
+            "export_jsonl",
+            "export_parquet",
+        },
+        "export JSON phases",
+    )
+    assert result["small"] is True and result["rows"] > 0
+    # The seed filled every table the export joins: the export and COPY see every comparison.
+    for phase in ("copy_joined", "copy_joined_ordered", "copy_bare", "export_jsonl", "export_parquet"):
+        assert phases[phase]["rows"] == result["rows"], (phase, phases[phase])
+    assert not database_exists(bench_database), "export left its database behind"
+
+
+@pytest.mark.slow
+def test_generation_small(tmp_path):
+    """The worker path and the raw llama.cpp replay of the packaged Gemma model, a few tokens each."""
+    result, output = run_benchmark("generation.py", json_out=tmp_path / "out.json")
+
+    assert_printed(
+        output,
+        r"^prompt\s+run\s+worker s\s+raw s",
+        r"^tokens/s, best run per prompt\s+[\d.]+\s+[\d.]+",
+        r"^ratio_to_raw \(goal >= 0\.9\): ",
+    )
+    assert_keys(
+        result,
+        {
+            "rows",
+            "model",
+            "k",
+            "max_tokens",
+            "small",
+            "tokens_per_s",
+            "raw_tokens_per_s",
+            "ratio_to_raw",
+            "ratio_to_raw_all_runs",
+            "ratio_to_raw_cpu_time",
+            "completion_tokens",
+            "raw_completion_tokens",
+            "identical_samples",
+            "candidates_per_s",
+            "seconds_to_k_candidates",
+        },
+        "generation JSON",
+    )
+    assert result["small"] is True
+    assert (
+        len(result["rows"]) == 1 and result["completion_tokens"] > 0 and result["raw_completion_tokens"] > 0
+    )
+
+
+def _preference_pairs(path: Path, count: int) -> Path:
+    """A few short preference pairs in TRL's conversational format, so the test needs no data folder."""
+    lines = []
+    for index in range(count):
+        lines.append(
+            json.dumps(
+                {
+                    "prompt": [{"role": "user", "content": f"How do I keep plant {index} alive?"}],
+                    "chosen": [
+                        {"role": "assistant", "content": f"Water plant {index} weekly and give it light."}
+                    ],
+                    "rejected": [{"role": "assistant", "content": "Plants are not my problem."}],
+                }
+            )
+        )
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+def test_reward_model_small(tmp_path):
+    """One training step each for ours and TRL's RewardTrainer, pairs and K=4, from the packaged backbone."""
+    pairs = _preference_pairs(tmp_path / "pairs.jsonl", 24)
+    result, output = run_benchmark("reward_model.py", "--train", str(pairs), json_out=tmp_path / "out.json")
+
+    assert_printed(
+        output,
+        r"^metric\s+ours\s+trl\s+ratio",
+        r"^eval_accuracy\s+[\d.]+\s+[\d.]+",
+        r"^pairs_per_s\s+[\d.]+\s+[\d.]+",
+        r"^k4_comparisons_per_s\s+[\d.]+\s+[\d.]+",
+    )
+    assert_keys(result, {"config", "ours", "trl"}, "reward_model JSON")
+    assert result["config"]["small"] is True
+    for side in ("ours", "trl"):
+        assert_keys(
+            result[side],
+            {
+                "eval_accuracy",
+                "pairs_per_s",
+                "k4_comparisons_per_s",
+                "peak_rss_mb",
+                "k4_peak_rss_mb",
+                "train_seconds",
+            },
+            f"reward_model JSON {side}",
+        )
+        assert result[side]["pairs_trained"] > 0 and result[side]["k4_comparisons"] > 0
