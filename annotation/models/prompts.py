@@ -22,11 +22,10 @@ class Prompt(models.Model):
     generation_error = models.TextField(blank=True)
     generation_error_at = models.DateTimeField(null=True, blank=True)
 
-    # Submitted work, kept by the services that store it (and reconciled by the periodic lease
-    # job), so that the queue finds untouched prompts through a partial index instead of
-    # probing every prompt already done: that walk grew with the work done (about 10 ms of
-    # PostgreSQL per lease after 500 demonstrations). The slot count a lease trusts is always
-    # re-counted from the rows under the prompt's lock, never read from here.
+    # Submitted work, kept by the services that store it (and repaired by a periodic job), so
+    # that the queue finds untouched and partly done prompts through partial indexes instead of
+    # probing every prompt already done, a walk that grew with the work done. The slot count a
+    # lease trusts is always re-counted from the rows under the prompt's lock, never read here.
     demonstrations_done = models.PositiveIntegerField(default=0, editable=False)
     rankings_done = models.PositiveIntegerField(default=0, editable=False, help_text="By labelers.")
 

@@ -14,13 +14,18 @@ Runs on the database the suite runs on: SQLite by default, PostgreSQL under DATA
 
 from __future__ import annotations
 
+import os
 import random
+import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from annotation.models import Assignment, Candidate, Demonstration, Membership, Project, Prompt
@@ -251,3 +256,21 @@ def test_partly_done_prompts_come_first_then_priority_then_age(project, labeler,
     expected = [high_partly.pk, low_partly.pk, high_untouched.pk, low_untouched.pk]
     assert _spec(world, kind=TaskKind.RANK) == expected
     assert _fast_order(world, kind=TaskKind.RANK) == expected
+
+
+def test_the_same_checks_pass_on_the_embedded_sqlite_when_this_run_is_on_postgresql(tmp_path):
+    """CI runs the suite on PostgreSQL; the embedded default must hold too, so run this file on SQLite."""
+    if connection.vendor == "sqlite":
+        pytest.skip("this run is on SQLite already: the tests above are the SQLite run")
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    env["VAR_DIR"] = str(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert re.search(r"\b5 passed, 1 skipped\b", result.stdout), result.stdout[-2000:]
