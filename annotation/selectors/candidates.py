@@ -11,10 +11,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from annotation.models import Candidate, Demonstration, Membership, Project, Prompt, Ranking
+from annotation.models import Assignment, Candidate, Demonstration, Membership, Project, Prompt, Ranking
 from annotation.models.rankings import RankingSource
 
 # Longer than a generation job with all its retries normally takes; after this a queued prompt
@@ -26,6 +27,8 @@ ERROR_COOLDOWN = timedelta(minutes=30)
 # Default pool: two ready prompts per member, so nobody waits while the next one is generated,
 # and never fewer than four.
 PROMPTS_PER_MEMBER = 2
+# A member who took a task this recently is working now: keep rankable work ready for them.
+LABELER_ACTIVE_WINDOW = timedelta(hours=2)
 MIN_LOW_WATER_MARK = 4
 
 
@@ -122,4 +125,17 @@ def demonstrations_without_candidate(*, prompt_id: int) -> QuerySet[Demonstratio
     """The prompt's demonstrations not yet among its candidates, oldest first."""
     return Demonstration.objects.filter(prompt_id=prompt_id, candidate__isnull=True).order_by(
         "created_at", "id"
+    )
+
+
+def labelers_active(*, project: Project, now: datetime) -> QuerySet:
+    """Members of the project who took a task in it within LABELER_ACTIVE_WINDOW: those waiting on work."""
+    recent = Assignment.objects.filter(
+        project=project, labeler=OuterRef("pk"), leased_at__gte=now - LABELER_ACTIVE_WINDOW
+    )
+    return (
+        get_user_model()
+        .objects.filter(is_active=True, memberships__project=project)
+        .filter(Exists(recent))
+        .order_by("id")
     )

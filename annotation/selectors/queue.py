@@ -42,14 +42,21 @@ def slot_capacity(*, project: Project, kind: str) -> int:
 
 
 def prompts_needing_work(
-    *, project: Project, labeler: User, kind: str, now: datetime | None = None
+    *,
+    project: Project,
+    labeler: User,
+    kind: str,
+    now: datetime | None = None,
+    candidates_ready: bool = True,
 ) -> QuerySet[Prompt]:
     """Prompts of `project` with a free slot of `kind` that `labeler` may take, in serving order.
 
     Which: a slot is free while submitted work (labelers' rankings, or demonstrations) plus live
     leases stay below the project's capacity for the kind. A rank slot also needs the project's K
-    candidates ready. The labeler must not hold, have done, or have skipped that task, and must not
-    rank a prompt where their own demonstration is a candidate.
+    candidates ready; with `candidates_ready=False` it does not, which lists what generation must
+    fill for this labeler (each rank prompt is annotated with `ready`, its candidate count). The
+    labeler must not hold, have done, or have skipped that task, and must not rank a prompt where
+    their own demonstration is a candidate.
 
     Order: breadth-first in two tiers, then the admin's priority. Partly done prompts (some slot
     taken, one free) come before untouched ones, so prompts get finished rather than all started;
@@ -67,7 +74,7 @@ def prompts_needing_work(
         done = count_per_prompt(Ranking.objects.filter(prompt=OuterRef("pk"), source=RankingSource.LABELER))
         prompts = (
             prompts.annotate(ready=count_per_prompt(Candidate.objects.filter(prompt=OuterRef("pk"))))
-            .filter(ready__gte=project.k)
+            .filter(ready__gte=project.k if candidates_ready else 0)
             .filter(
                 ~Exists(Ranking.objects.filter(prompt=OuterRef("pk"), labeler=labeler)),
                 ~Exists(Candidate.objects.filter(prompt=OuterRef("pk"), demonstration__labeler=labeler)),

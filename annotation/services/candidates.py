@@ -20,19 +20,23 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotation.generation.base import GenerationBackend
-from annotation.models import Assignment, Candidate, Prompt, Ranking
+from annotation.models import Assignment, Candidate, Project, Prompt, Ranking
 from annotation.models.assignments import AssignmentStatus, TaskKind
 from annotation.models.prompts import CandidateSource
 from annotation.selectors.candidates import (
+    ERROR_COOLDOWN,
+    PROMPTS_PER_MEMBER,
     QUEUED_STALE_AFTER,
     candidate_hashes,
     demonstrations_without_candidate,
+    labelers_active,
     project_low_water_mark,
     project_pool_counts,
     projects_active,
     prompts_by_ids_with_counts,
     prompts_short_of_candidates,
 )
+from annotation.selectors.queue import prompts_needing_work
 from annotation.services.generation import generation_backend_get, generation_sampling_get
 from config.celery import task_send
 from config.errors import NotFound
@@ -241,11 +245,15 @@ def _prompts_claim(*, prompt_ids: list[int], now: datetime) -> list[int]:
 
 @transaction.atomic
 def candidates_top_up(*, now: datetime | None = None) -> dict[int, list[int]]:
-    """Keep each active project's pool of ready prompts at its low-water mark.
+    """Keep each active project's pool of ready prompts at its low-water mark, and every working
+    labeler supplied.
 
     Counts ready prompts plus prompts already being generated, and enqueues generation for just
-    enough of the next prompts (highest priority first) to reach the mark. Repeated runs enqueue
-    nothing more until a queued job finishes or its mark goes stale. Returns {project id: prompt ids}.
+    enough of the next prompts (highest priority first) to reach the mark. A pool can meet its mark
+    with prompts only some labelers may still take (a fast labeler has ranked them all, a slower one
+    has not): so each labeler who took a task lately also gets PROMPTS_PER_MEMBER prompts that they
+    themselves could rank, ready or on their way. Repeated runs enqueue nothing more until a queued
+    job finishes or its mark goes stale. Returns {project id: prompt ids}.
     """
     now = now or timezone.now()
     enqueued: dict[int, list[int]] = {}
@@ -257,16 +265,45 @@ def candidates_top_up(*, now: datetime | None = None) -> dict[int, list[int]]:
             continue
         ready, generating = project_pool_counts(project=project, now=now)
         deficit = project_low_water_mark(project=project) - ready - generating
-        if deficit <= 0:
-            continue
-        prompt_ids = list(
-            prompts_short_of_candidates(project=project, now=now).values_list("pk", flat=True)[:deficit]
+        prompt_ids = (
+            list(prompts_short_of_candidates(project=project, now=now).values_list("pk", flat=True)[:deficit])
+            if deficit > 0
+            else []
         )
+        prompt_ids += _prompts_for_waiting_labelers(project=project, now=now, taken=set(prompt_ids))
         claimed = _prompts_claim(prompt_ids=prompt_ids, now=now)
         if claimed:
             _enqueue_after_commit(prompt_ids=claimed)
             enqueued[project.pk] = claimed
     return enqueued
+
+
+def _prompts_for_waiting_labelers(*, project: Project, now: datetime, taken: set[int]) -> list[int]:
+    """Prompts to generate so that each labeler active in the project has rankable work of their own."""
+    chosen: list[int] = []
+    for labeler in labelers_active(project=project, now=now):
+        theirs = prompts_needing_work(
+            project=project, labeler=labeler, kind=TaskKind.RANK, now=now, candidates_ready=False
+        ).filter(Q(generation_error_at__isnull=True) | Q(generation_error_at__lt=now - ERROR_COOLDOWN))
+        ready_or_coming = theirs.filter(
+            Q(ready__gte=project.k) | Q(generation_queued_at__gte=now - QUEUED_STALE_AFTER)
+        ).count() + len(taken.intersection(theirs.values_list("pk", flat=True)))
+        need = PROMPTS_PER_MEMBER - ready_or_coming
+        if need <= 0:
+            continue
+        short = (
+            theirs.filter(ready__lt=project.k)
+            .filter(
+                Q(generation_queued_at__isnull=True) | Q(generation_queued_at__lt=now - QUEUED_STALE_AFTER)
+            )
+            .exclude(pk__in=taken)
+            .order_by("-priority", "id")
+            .values_list("pk", flat=True)[:need]
+        )
+        for prompt_id in short:
+            taken.add(prompt_id)
+            chosen.append(prompt_id)
+    return chosen
 
 
 @transaction.atomic

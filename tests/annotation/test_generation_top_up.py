@@ -238,3 +238,51 @@ def test_overlapping_top_ups_enqueue_each_prompt_once(
     assert sorted(claimed) == [p.pk for p in prompts[:4]]
     assert len(scripted_server.requests) == 4 * http_project.k
     assert prompts_ready(project=http_project).count() == 4
+
+
+def test_a_fast_and_a_slow_labeler_both_always_have_work_while_prompts_remain(
+    project, labeler, other_labeler, make_prompts, django_capture_on_commit_callbacks
+):
+    """The fast labeler ranks two tasks for each one of the slow labeler's. A pool that meets its
+    mark with prompts only the slow one may still take must not leave the fast one waiting: after
+    each top-up (and its generation), whoever still has prompts left to rank can lease one."""
+    from annotation.selectors.queue import prompts_needing_work
+    from annotation.services.assignments import assignment_lease
+    from annotation.services.rankings import ranking_submit
+
+    make_prompts(project, 14)
+    speeds = {labeler: 2, other_labeler: 1}  # tasks per top-up: the fast one uses up her own margin
+    ranked = {labeler: 0, other_labeler: 0}
+
+    def top_up_and_generate() -> None:
+        with django_capture_on_commit_callbacks():  # the generation jobs, run here by hand
+            enqueued = services.candidates_top_up(now=timezone.now())
+        for prompt_id in enqueued.get(project.pk, []):
+            prompt = Prompt.objects.get(pk=prompt_id)
+            for index in range(project.k - prompt.candidates.count()):
+                _candidate(prompt, f"Answer {index} to {prompt_id}", source="model")
+            Prompt.objects.filter(pk=prompt_id).update(generation_queued_at=None)
+
+    def remaining(user) -> int:
+        return prompts_needing_work(
+            project=project, labeler=user, kind="rank", candidates_ready=False
+        ).count()
+
+    for _round in range(30):
+        top_up_and_generate()
+        if not any(remaining(user) for user in speeds):
+            break
+        for user, speed in speeds.items():
+            for _ in range(speed):
+                if not remaining(user):
+                    break
+                assignment, _created = assignment_lease(labeler=user, kind="rank")
+                assert assignment is not None, f"{user.username} waits with {remaining(user)} prompt(s) left"
+                ranking_submit(
+                    assignment_id=assignment.pk,
+                    labeler=user,
+                    order=[[c] for c in assignment.shown_order],
+                    idempotency_key=f"{user.pk}-{assignment.pk}",
+                )
+                ranked[user] += 1
+    assert ranked == {labeler: 14, other_labeler: 14}
