@@ -37,8 +37,12 @@ typecheck: install
 migrations-check: install
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
+# The whole run is capped too, for a hang that even pytest-timeout's thread cannot see (a thread
+# holding the GIL while it waits in C): the run fails instead of freezing.
+PYTEST_WALL_SECONDS ?= 3000
+
 pytest: install
-	$(BIN)/python -m pytest
+	timeout --kill-after=30 $(PYTEST_WALL_SECONDS) $(BIN)/python -m pytest
 
 test: lint typecheck migrations-check pytest
 
