@@ -42,10 +42,10 @@
     if (g < state.groups.length - 1) [state.groups[g + 1], state.groups[g]] = [state.groups[g], state.groups[g + 1]];
   }
   function tieWithNeighbour(id) {
-    if (state.groups.length < 2) return;
     const g = groupOf(id);
-    // The answer above; the first one ties with the next. Found by member: removeId rebuilds groups.
-    const neighbour = state.groups[g > 0 ? g - 1 : 1][0];
+    if (g === 0) return;  // nothing is above the first place
+    // Found by member: removeId rebuilds the groups.
+    const neighbour = state.groups[g - 1][0];
     removeId(id);
     state.groups[groupOf(neighbour)].push(id);
   }
@@ -129,6 +129,7 @@
         const chosen = new Set(state.items[candidate.id].flags);
         if (box.checked) chosen.add(flag.key); else chosen.delete(flag.key);
         state.items[candidate.id].flags = [...chosen];
+        syncCard(candidate.id);
         changed();
       });
       label.append(box, document.createTextNode(" " + flag.label));
@@ -163,6 +164,9 @@
       li.append(label);
       for (const id of group) {
         const card = cards.get(id);
+        // Offer only what applies: nothing is above the first place, and only a tied answer unties.
+        card.querySelector("button[data-act=tie]").hidden = index === 0;
+        card.querySelector("button[data-act=untie]").hidden = group.length < 2;
         card.querySelector(".place").textContent = group.length > 1 ? `tied ${ordinal(index + 1)}` : ordinal(index + 1);
         card.setAttribute("aria-label", `Answer ${letters.get(id)}, ${group.length > 1 ? "tied for " : ""}${ordinal(index + 1)} place`);
         card.dataset.place = String(index + 1);

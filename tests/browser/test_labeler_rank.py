@@ -161,3 +161,34 @@ def test_rank_draft_survives_reload(page, live_server, login, labeler, rank_proj
     assignment.refresh_from_db()
     assert assignment.draft["order"] == [[d], [a], [b], [c]]
     assert not Ranking.objects.exists()
+
+
+def test_card_buttons_offer_only_what_applies_and_flags_count_as_ticked(
+    page, live_server, login, labeler, rank_project, artifacts
+):
+    page.set_viewport_size({"width": 1280, "height": 2000})
+    assignment = _open_rank_task(page, login, labeler)
+    a, b, c, d = assignment.shown_order
+    top = _card(page, a)
+    # The top card has nothing above it to tie with, and no card is tied yet.
+    assert not top.locator("button[data-act=tie]").is_visible()
+    assert _card(page, b).locator("button[data-act=tie]").is_visible()
+    assert page.locator("button[data-act=untie]:visible").count() == 0
+    top.focus()
+    page.keyboard.press("t")  # the key does nothing on the top card either
+    assert page.locator(".rank-group.tied").count() == 0 and _shown_ids(page) == [a, b, c, d]
+
+    _card(page, b).locator("button[data-act=tie]").click()  # B ties with A, the answer above it
+    assert page.locator(".rank-group.tied .group-label").inner_text() == "Tied for 1st"
+    assert page.locator("button[data-act=untie]:visible").count() == 2
+    assert not _card(page, c).locator("button[data-act=untie]").is_visible()
+
+    flags = _card(page, c).locator("details.flags")
+    flags.locator("summary").click()
+    boxes = flags.locator("input[type=checkbox]")
+    boxes.nth(0).check()
+    boxes.nth(1).check()
+    assert flags.locator("summary").inner_text() == "Flags (2)"
+    boxes.nth(0).uncheck()
+    assert flags.locator("summary").inner_text() == "Flags (1)"
+    page.screenshot(path=str(artifacts / "rank-card-buttons.png"), full_page=True)
