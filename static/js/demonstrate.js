@@ -9,7 +9,7 @@
   const errorElement = document.getElementById("form-error");
   const submitButton = document.getElementById("submit");
   const minChars = task.project.min_demonstration_chars;
-  const started = Date.now();
+  const clock = new Labeler.TaskClock({task, userId: document.getElementById("task").dataset.user});
   const idempotencyKey = Labeler.randomKey();
 
   function count() { counter.textContent = String(answer.value.trim().length); }
@@ -20,6 +20,7 @@
     collect: () => ({text: answer.value}),
     apply: (draft) => { if (typeof draft.text === "string") answer.value = draft.text; },
     statusElement: document.getElementById("draft-status"),
+    clock,
   });
   drafts.restore();
   count();
@@ -38,7 +39,7 @@
       await Labeler.api("POST", `/api/labeler/assignments/${task.id}/demonstration/`, {
         text: answer.value,
         idempotency_key: idempotencyKey,
-        seconds_spent: Math.round((Date.now() - started) / 100) / 10,
+        seconds_spent: clock.seconds(),
       });
       drafts.clear();
       await Labeler.nextTask(task);

@@ -73,8 +73,9 @@
      session) and on the server shortly after (so it follows the labeler to another machine).
      `synced` marks a local copy the server has; an unsynced one wins on the next load. */
   class Drafts {
-    constructor({task, userId, collect, apply, statusElement}) {
+    constructor({task, userId, collect, apply, statusElement, clock}) {
       this.task = task;
+      this.clock = clock || null;
       this.url = `/api/labeler/assignments/${task.id}/draft/`;
       this.storageKey = `rlhf-draft:${userId}:${task.kind}:${task.prompt.id}`;
       this.collect = collect;
@@ -116,7 +117,9 @@
 
     changed() {
       this.version += 1;
-      this.write({data: this.collect(), savedAt: Date.now(), synced: false, version: this.version});
+      const data = this.collect();
+      if (this.clock) data.seconds_spent = this.clock.seconds();
+      this.write({data, savedAt: Date.now(), synced: false, version: this.version});
       this.status("Saving…");
       this.schedule(800);
     }
@@ -147,8 +150,31 @@
 
     clear() {
       clearTimeout(this.timer);
+      if (this.clock) this.clock.clear();
       try { localStorage.removeItem(this.storageKey); } catch (error) { /* ignore */ }
     }
+  }
+
+  /* Time spent on one task, kept across reloads: in this browser (saved every few seconds and when
+     the page goes away) and in the draft, so a reload, another machine or a re-leased task after
+     an expired lease carries on counting instead of starting again at zero. */
+  class TaskClock {
+    constructor({task, userId}) {
+      this.key = `rlhf-time:${userId}:${task.kind}:${task.prompt.id}`;
+      let stored = 0;
+      try { stored = Number(localStorage.getItem(this.key)) || 0; } catch (error) { /* no storage */ }
+      const drafted = Number((task.draft || {}).seconds_spent) || 0;
+      this.base = Math.max(stored, drafted, 0);
+      this.since = Date.now();
+      setInterval(() => this.persist(), 5000);
+      window.addEventListener("pagehide", () => this.persist());
+    }
+
+    seconds() { return Math.round((this.base + (Date.now() - this.since) / 1000) * 10) / 10; }
+
+    persist() { try { localStorage.setItem(this.key, String(this.seconds())); } catch (error) { /* storage full */ } }
+
+    clear() { try { localStorage.removeItem(this.key); } catch (error) { /* ignore */ } }
   }
 
   async function nextTask(task) {
@@ -187,5 +213,5 @@
     return JSON.parse(document.getElementById("task-data").textContent);
   }
 
-  window.Labeler = {api, ApiError, Drafts, randomKey, showError, nextTask, setupSkip, setupClosed, loadTask, loginUrl};
+  window.Labeler = {api, ApiError, Drafts, TaskClock, randomKey, showError, nextTask, setupSkip, setupClosed, loadTask, loginUrl};
 })();

@@ -9,7 +9,7 @@
   const errorElement = document.getElementById("form-error");
   const commentBox = document.getElementById("comment");
   const submitButton = document.getElementById("submit");
-  const started = Date.now();
+  const clock = new Labeler.TaskClock({task, userId: document.getElementById("task").dataset.user});
   const idempotencyKey = Labeler.randomKey();
   const ids = task.candidates.map((c) => c.id);
   const letters = new Map(ids.map((id, index) => [id, String.fromCharCode(65 + index)]));
@@ -202,6 +202,7 @@
   const drafts = new Labeler.Drafts({
     task, userId: document.getElementById("task").dataset.user, collect, apply,
     statusElement: document.getElementById("draft-status"),
+    clock,
   });
   function changed() { errorElement.textContent = ""; drafts.changed(); }
   function reorder(operation) { operation(); render(); changed(); }
@@ -323,7 +324,7 @@
         order: state.groups,
         items: ids.map((id) => ({candidate: id, rating: state.items[id].rating, flags: state.items[id].flags})),
         comment: commentBox.value,
-        seconds_spent: Math.round((Date.now() - started) / 100) / 10,
+        seconds_spent: clock.seconds(),
         idempotency_key: idempotencyKey,
       });
       drafts.clear();

@@ -46,7 +46,7 @@ def test_write_reload_and_submit_then_next_task_appears(
     page.reload()
     assert page.input_value("#answer") == "Paris is the capital"
     assignment = Assignment.objects.get(labeler=labeler, status=AssignmentStatus.LEASED)
-    assert assignment.draft == {"text": "Paris is the capital"}
+    assert assignment.draft["text"] == "Paris is the capital" and assignment.draft["seconds_spent"] >= 0
 
     page.click("#submit")
     assert "at least 30" in page.inner_text("#form-error")
@@ -95,7 +95,7 @@ def test_draft_survives_an_ended_session(page, live_server, login, labeler, demo
     full = "The first half, and the second half written after the session ended."
     assert page.input_value("#answer") == full
     page.wait_for_selector("#draft-status:has-text('Draft saved')")
-    assert Assignment.objects.get(labeler=labeler, status=AssignmentStatus.LEASED).draft == {"text": full}
+    assert Assignment.objects.get(labeler=labeler, status=AssignmentStatus.LEASED).draft["text"] == full
 
 
 def test_skip_with_reason(page, live_server, login, labeler, demo_project):
@@ -115,3 +115,19 @@ def test_skip_with_reason(page, live_server, login, labeler, demo_project):
     leased = Assignment.objects.get(status=AssignmentStatus.LEASED)
     assert leased.prompt_id != skipped.prompt_id
     assert not Demonstration.objects.exists()
+
+
+def test_time_spent_keeps_counting_across_a_reload(page, live_server, login, labeler, demo_project):
+    """A reload mid-task must not restart the clock: the stored time covers both page loads."""
+    login(page, labeler)
+    page.click("button.start[data-kind=demonstrate]")
+    page.wait_for_url(re.compile(r"/tasks/\d+/$"))
+    first_url = page.url
+    page.fill("#answer", ANSWER)
+    page.wait_for_timeout(2500)
+    page.reload()
+    page.wait_for_timeout(500)
+    page.click("#submit")
+    page.wait_for_url(lambda url: url != first_url and re.search(r"/tasks/\d+/$", url) is not None)
+    demonstration = Demonstration.objects.get()
+    assert demonstration.seconds_spent >= 2.9, demonstration.seconds_spent
