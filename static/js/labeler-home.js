@@ -1,4 +1,6 @@
-/* Labeler home: a start button leases a task through the API and opens it. */
+/* Labeler home: a start button leases a task through the API and opens it; the counts and buttons
+   refresh by themselves while the page is in view, so work that appears (candidates generated,
+   a lease returned) is offered without a reload. */
 (function () {
   "use strict";
   const errorElement = document.getElementById("start-error");
@@ -21,4 +23,27 @@
       }
     });
   });
+
+  // ---- refresh ---------------------------------------------------------------------------------
+  const REFRESH_MS = window.labelerHomeRefreshMs || 15000;
+  async function refresh() {
+    if (document.visibilityState !== "visible") return;
+    let data;
+    try {
+      ({data} = await Labeler.api("GET", "/api/labeler/work/"));
+    } catch (error) {
+      return;  // a passing failure: the next round tries again; a lease attempt shows real errors
+    }
+    for (const project of data.projects) {
+      const row = document.querySelector(`tr[data-project="${project.id}"]`);
+      if (!row) continue;
+      for (const kind of ["demonstrate", "rank"]) {
+        row.querySelector(`[data-count=${kind}]`).textContent = String(project[kind]);
+        row.querySelector(`button.start[data-kind=${kind}]`).disabled = !project[kind];
+      }
+      row.querySelector("button.start[data-kind=any]").disabled = !(project.rank || project.demonstrate);
+    }
+  }
+  setInterval(refresh, REFRESH_MS);
+  document.addEventListener("visibilitychange", refresh);
 })();
