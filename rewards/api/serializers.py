@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from rewards.models import RewardModel
-from rewards.selectors.reward_models import reward_model_curves
+from rewards.selectors.reward_models import reward_model_curves, reward_model_validation_size
 
 
 class RewardModelOutputSerializer(serializers.ModelSerializer):
@@ -42,6 +42,10 @@ class RewardModelCurvesSerializer(serializers.Serializer):
     train_loss = serializers.ListField(child=serializers.FloatField(allow_null=True))
     val_loss = serializers.ListField(child=serializers.FloatField(allow_null=True))
     val_accuracy = serializers.ListField(child=serializers.FloatField(allow_null=True))
+    steps = serializers.ListField(child=serializers.IntegerField(), help_text="Steps of step_train_loss.")
+    step_train_loss = serializers.ListField(
+        child=serializers.FloatField(), help_text="Training loss as logged during the run."
+    )
 
 
 class RewardModelHistorySerializer(serializers.Serializer):
@@ -52,6 +56,9 @@ class RewardModelHistorySerializer(serializers.Serializer):
     validation_accuracy = serializers.FloatField(allow_null=True)
     progress = serializers.FloatField()
     progress_message = serializers.CharField()
+    error = serializers.CharField(help_text="Why the run failed; empty otherwise.")
+    validation_pairs = serializers.SerializerMethodField()
+    validation_prompts = serializers.SerializerMethodField()
     comparisons_seen = serializers.IntegerField()
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
@@ -59,3 +66,9 @@ class RewardModelHistorySerializer(serializers.Serializer):
 
     def get_curves(self, reward_model: RewardModel) -> dict:
         return RewardModelCurvesSerializer(reward_model_curves(reward_model=reward_model)).data
+
+    def get_validation_pairs(self, reward_model: RewardModel) -> int | None:
+        return reward_model_validation_size(reward_model=reward_model)["validation_pairs"]
+
+    def get_validation_prompts(self, reward_model: RewardModel) -> int | None:
+        return reward_model_validation_size(reward_model=reward_model)["validation_prompts"]

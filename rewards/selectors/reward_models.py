@@ -43,6 +43,7 @@ def reward_model_curves(*, reward_model: RewardModel) -> dict[str, list[float | 
     parallel lists {"train_loss": [...], "val_loss": [...], "val_accuracy": [...]}.
     """
     metrics = reward_model.metrics or {}
+    steps = _step_curve(metrics)
     epochs = metrics.get("epochs") or metrics.get("history")
     if isinstance(epochs, list) and epochs and isinstance(epochs[0], dict):
 
@@ -53,6 +54,7 @@ def reward_model_curves(*, reward_model: RewardModel) -> dict[str, list[float | 
             "train_loss": column("train_loss", "loss"),
             "val_loss": column("val_loss", "validation_loss"),
             "val_accuracy": column("val_accuracy", "validation_accuracy", "accuracy"),
+            **steps,
         }
 
     def series(*keys: str) -> list[float | None]:
@@ -66,7 +68,35 @@ def reward_model_curves(*, reward_model: RewardModel) -> dict[str, list[float | 
         "train_loss": series("train_loss", "train_losses", "loss"),
         "val_loss": series("val_loss", "val_losses", "validation_loss"),
         "val_accuracy": series("val_accuracy", "val_accuracies", "validation_accuracy"),
+        **steps,
     }
+
+
+def _step_curve(metrics: dict[str, Any]) -> dict[str, list]:
+    """The training loss as logged during the run (metrics["curve"]: [{"step", "train_loss"}, ...]):
+    many points even for one epoch, where the per-epoch curve has one. Also the run's step count."""
+    points = [
+        point
+        for point in metrics.get("curve") or []
+        if isinstance(point, dict)
+        and isinstance(point.get("step"), int | float)
+        and isinstance(point.get("train_loss"), int | float)
+    ]
+    return {
+        "steps": [int(p["step"]) for p in points],
+        "step_train_loss": [float(p["train_loss"]) for p in points],
+    }
+
+
+def reward_model_validation_size(*, reward_model: RewardModel) -> dict[str, int | None]:
+    """How many held-out pairs and prompts the validation accuracy was measured on (None if not recorded)."""
+    metrics = reward_model.metrics or {}
+
+    def count(key: str) -> int | None:
+        value = metrics.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    return {"validation_pairs": count("validation_pairs"), "validation_prompts": count("validation_prompts")}
 
 
 def reward_model_active(*, project: Project) -> RewardModel | None:

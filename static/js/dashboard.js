@@ -71,19 +71,37 @@
       values: versions.map(function (r) { return r.validation_accuracy; }),
       yMax: 1, yFormat: pct, emptyMessage: "no trained version yet"
     });
-    var latest = runs.find(function (r) { return r.curves.train_loss.length || r.curves.val_loss.length; });
-    var curves = latest ? latest.curves : { train_loss: [], val_loss: [] };
-    var n = Math.max(curves.train_loss.length, curves.val_loss.length);
-    renderLineChart(lossEl, {
-      title: "Loss curve",
-      labels: Array.from({ length: n }, function (_, i) { return "epoch " + (i + 1); }),
-      series: [
-        { name: "train loss" + (latest && latest.version ? " (v" + latest.version + ")" : ""), values: curves.train_loss },
-        { name: "validation loss", values: curves.val_loss }
-      ],
-      emptyMessage: "no loss curve yet"
+    var latest = runs.find(function (r) {
+      return r.curves.step_train_loss.length || r.curves.train_loss.length || r.curves.val_loss.length;
     });
+    var curves = latest ? latest.curves : { train_loss: [], val_loss: [], steps: [], step_train_loss: [] };
+    var suffix = latest && latest.version ? " (v" + latest.version + ")" : "";
+    if (curves.step_train_loss.length > 1) {
+      // The loss as logged step by step; validation loss is measured once per epoch, at its end.
+      var epochs = curves.val_loss.length, last = curves.steps[curves.steps.length - 1];
+      var validation = curves.steps.map(function () { return null; });
+      curves.val_loss.forEach(function (value, e) {
+        var end = last * (e + 1) / epochs, nearest = 0;
+        curves.steps.forEach(function (step, i) { if (Math.abs(step - end) < Math.abs(curves.steps[nearest] - end)) nearest = i; });
+        validation[nearest] = value;
+      });
+      renderLineChart(lossEl, {
+        title: "Loss curve",
+        labels: curves.steps.map(function (step) { return "step " + step; }),
+        series: [{ name: "train loss" + suffix, values: curves.step_train_loss }, { name: "validation loss", values: validation }],
+        emptyMessage: "no loss curve yet"
+      });
+    } else {
+      var n = Math.max(curves.train_loss.length, curves.val_loss.length);
+      renderLineChart(lossEl, {
+        title: "Loss curve",
+        labels: Array.from({ length: n }, function (_, i) { return "epoch " + (i + 1); }),
+        series: [{ name: "train loss" + suffix, values: curves.train_loss }, { name: "validation loss", values: curves.val_loss }],
+        emptyMessage: "no loss curve yet"
+      });
+    }
     var running = runs.find(function (r) { return r.status === "queued" || r.status === "running"; });
+    describeRuns(runs, running);
     if (progressBox) {
       if (running) {
         progressBox.hidden = false;
@@ -95,6 +113,30 @@
       }
     }
     return running;
+  }
+
+  // What the retraining card says: the run under way, else how the last one ended, and which
+  // version scores the candidates now. Read from the runs, so it is right after a reload too.
+  function describeRuns(runs, running) {
+    var status = document.getElementById("retrain-status");
+    if (!status) return;
+    var active = runs.find(function (r) { return r.is_active; });
+    var finished = runs.find(function (r) { return r.status !== "queued" && r.status !== "running"; });
+    var parts = [];
+    if (running) {
+      parts.push("Run " + running.id + " is " + running.status + ".");
+    } else if (finished && finished.status === "succeeded") {
+      var size = finished.validation_pairs !== null && finished.validation_pairs !== undefined
+        ? " on " + finished.validation_pairs + " held-out pairs" + (finished.validation_prompts ? " from " + finished.validation_prompts + " prompts" : "")
+        : "";
+      parts.push("The last run trained version v" + finished.version + ": validation accuracy " + pct(finished.validation_accuracy) + size + ".");
+    } else if (finished) {
+      parts.push("The last run " + finished.status + (finished.error ? ": " + finished.error.split("\n")[0] : ".") );
+    }
+    parts.push(active ? "Active version: v" + active.version + "." : "No version is active yet.");
+    status.textContent = parts.join(" ");
+    status.classList.toggle("error", !running && !!finished && finished.status === "failed");
+    if (!running) setText("retrain-message", "");
   }
 
   var polling = null;
@@ -118,7 +160,7 @@
       }).then(function (r) {
         return r.json().catch(function () { return {}; }).then(function (body) {
           if (!r.ok) throw new Error((body.error && body.error.message) || ("status " + r.status));
-          setText("retrain-message", "Retraining queued.");
+          setText("retrain-message", "Retraining queued…");
         });
       }).catch(function (e) { setText("retrain-message", "Could not start: " + e.message); })
         .then(function () { button.disabled = false; return loadRewardModels(); });

@@ -142,3 +142,42 @@ def test_admin_sees_charts_retrains_and_downloads(
     download_info.value.save_as(path)
     rankings = [json.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines()]
     assert len(rankings) == 4 and rankings[0]["consensus_order"]
+
+
+def test_retrain_card_says_how_the_last_run_ended_and_which_version_is_active(
+    page, live_server, login, dashboard_project, artifacts
+):
+    from rewards.models import RewardModel
+
+    project, boss = dashboard_project
+    RewardModel.objects.filter(project=project, version=2).update(
+        is_active=True,
+        metrics={
+            "epochs": [{"epoch": 1, "train_loss": 0.6, "val_loss": 0.62, "val_accuracy": 0.68}],
+            "curve": [{"step": s, "train_loss": 0.7 - 0.02 * s} for s in range(1, 9)],
+            "validation_pairs": 24,
+            "validation_prompts": 2,
+        },
+    )
+    failed = RewardModel.objects.create(
+        project=project,
+        status="failed",
+        trigger="schedule",
+        error="Not enough rankings to train on\nTraceback (most recent call last): ...",
+    )
+    login(page, boss, f"/dashboard/projects/{project.pk}/")
+    page.wait_for_function("document.getElementById('retrain-status').textContent.length > 0")
+    status = page.inner_text("#retrain-status")
+    assert "The last run failed: Not enough rankings to train on" in status and "Traceback" not in status
+    assert "Active version: v2." in status
+    page.screenshot(path=str(artifacts / "dashboard-retrain-failed.png"), full_page=True)
+
+    failed.delete()  # now the last run is the one that trained v2
+    page.reload()
+    page.wait_for_function("document.getElementById('retrain-status').textContent.includes('trained')")
+    status = page.inner_text("#retrain-status")
+    assert "trained version v2: validation accuracy 68% on 24 held-out pairs from 2 prompts" in status
+    # One epoch, but the loss curve has every logged step, not a single dot.
+    page.wait_for_selector("#chart-rm-loss svg.chart-svg[data-rendered=true]")
+    assert "step 8" in page.inner_text("#chart-rm-loss")
+    page.screenshot(path=str(artifacts / "dashboard-retrain-succeeded.png"), full_page=True)
