@@ -112,6 +112,12 @@ def test_history_for_the_dashboard_keeps_its_path_and_draws_curves(
     # The run without a version yet comes first, then versions newest first.
     assert [run["id"] for run in body["results"]] == [running.pk, v2.pk, v1.pk]
     curves = {run["id"]: run["curves"] for run in body["results"]}
-    assert curves[v1.pk] == {"train_loss": [0.7], "val_loss": [0.69], "val_accuracy": [0.5]}
-    assert curves[v2.pk] == {"train_loss": [0.6, 0.5], "val_loss": [0.65, None], "val_accuracy": [0.6, 0.7]}
-    assert curves[running.pk] == {"train_loss": [], "val_loss": [], "val_accuracy": []}
+    no_steps = {"steps": [], "step_train_loss": []}  # none of these runs logged a step curve
+    assert curves[v1.pk] == {"train_loss": [0.7], "val_loss": [0.69], "val_accuracy": [0.5], **no_steps}
+    assert curves[v2.pk] == {
+        "train_loss": [0.6, 0.5],
+        "val_loss": [0.65, None],
+        "val_accuracy": [0.6, 0.7],
+        **no_steps,
+    }
+    assert curves[running.pk] == {"train_loss": [], "val_loss": [], "val_accuracy": [], **no_steps}
