@@ -209,6 +209,9 @@
 
   drafts.restore();
   render();
+  // The keyboard works from the first moment: the best-placed answer has focus, not the page.
+  const firstCard = list.querySelector("article.candidate");
+  if (firstCard) firstCard.focus({preventScroll: true});
   commentBox.addEventListener("input", changed);
   Labeler.setupSkip(task, drafts);
 
