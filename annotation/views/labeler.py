@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET
 from annotation.api.output import output_data
 from annotation.api.serializers_labeler import TaskOutputSerializer
 from annotation.models.assignments import TaskKind
+from annotation.rendering import answer_safe_html
 from annotation.selectors.queue import (
     assignment_task_data,
     labeler_counts,
@@ -52,6 +53,10 @@ def labeler_task(request: HttpRequest, assignment_id: int) -> HttpResponse:
     except NotFound as error:
         raise Http404(error.message) from None
     task = output_data(TaskOutputSerializer, assignment_task_data(assignment=assignment))
+    # The page shows answers formatted (the API gives scripts the text alone): rendered here, on a
+    # page load, rather than in every lease's response.
+    for candidate in task["candidates"]:
+        candidate["html"] = answer_safe_html(candidate["text"])
     template = "labeler/rank.html" if assignment.kind == TaskKind.RANK else "labeler/demonstrate.html"
     context = {
         "task": task,

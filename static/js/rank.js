@@ -74,6 +74,13 @@
     b.type = "button"; b.textContent = text; b.dataset.act = action; b.title = title; b.tabIndex = -1;
     return b;
   }
+  // The page renders each answer's Markdown server-side (sanitised: nothing in it can run); the raw
+  // text, as the model wrote it, is one click away.
+  function showFormatted(element, candidate, formatted) {
+    element.classList.toggle("formatted", formatted);
+    if (formatted) element.innerHTML = candidate.html;
+    else element.textContent = candidate.text;
+  }
   function buildCard(candidate) {
     const card = document.createElement("article");
     card.className = "candidate";
@@ -93,8 +100,14 @@
     header.append(name, place, tools);
     const text = document.createElement("div");
     text.className = "candidate-text";
-    text.textContent = candidate.text;
+    showFormatted(text, candidate, typeof candidate.html === "string");
     card.append(header, text);
+    if (typeof candidate.html === "string") {
+      const view = button("Raw text", "view", "Show the answer as the model wrote it, or formatted");
+      view.tabIndex = 0;
+      view.className = "view-toggle";
+      card.append(view);
+    }
     if (candidate.text.length > FOLD_CHARS || candidate.text.split("\n").length > 12) {
       text.classList.add("folded");
       const fold = button("Show all", "fold", "Unfold or fold (o)");
@@ -223,10 +236,18 @@
     const id = Number(card.dataset.id);
     const act = target.dataset.act;
     if (act === "fold") { toggleFold(card); return; }
+    if (act === "view") { toggleView(card, id); return; }
     const operations = {up: moveUp, down: moveDown, tie: tieWithNeighbour, untie};
     card.focus();
     reorder(() => operations[act](id));
   });
+  function toggleView(card, id) {
+    const text = card.querySelector(".candidate-text");
+    const candidate = task.candidates.find((c) => c.id === id);
+    const formatted = !text.classList.contains("formatted");
+    showFormatted(text, candidate, formatted);
+    card.querySelector(".view-toggle").textContent = formatted ? "Raw text" : "Formatted";
+  }
   function toggleFold(card) {
     const text = card.querySelector(".candidate-text");
     const toggle = card.querySelector(".fold-toggle");

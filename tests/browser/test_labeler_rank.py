@@ -191,3 +191,32 @@ def test_card_buttons_offer_only_what_applies_and_flags_count_as_ticked(
     boxes.nth(0).uncheck()
     assert flags.locator("summary").inner_text() == "Flags (1)"
     page.screenshot(path=str(artifacts / "rank-card-buttons.png"), full_page=True)
+
+
+def test_answers_show_markdown_and_code_formatted_and_nothing_in_them_runs(
+    page, live_server, login, labeler, rank_project, artifacts
+):
+    for candidate in Candidate.objects.filter(prompt__project=rank_project):
+        candidate.text = (
+            "Use **sorted** with a key:\n\n```python\nsorted(words, key=len)\n```\n\n"
+            "- first\n- second\n\n<script>window.__xss = 1</script>"
+            '<img src="x" onerror="window.__xss = 2"> [link](javascript:window.__xss=3)'
+        )
+        candidate.save(update_fields=["text"])
+    assignment = _open_rank_task(page, login, labeler)
+    card = _card(page, assignment.shown_order[0])
+    text = card.locator(".candidate-text")
+    assert text.locator("strong").inner_text() == "sorted"
+    assert text.locator("pre code").inner_text().strip() == "sorted(words, key=len)"
+    assert "monospace" in text.locator("pre").evaluate("el => getComputedStyle(el).fontFamily")
+    assert text.locator("li").count() == 2
+    assert page.locator(".candidate-text script, .candidate-text img, .candidate-text [onerror]").count() == 0
+    text.locator("a").click()  # the javascript: link lost its href
+    assert page.evaluate("window.__xss") is None
+    page.screenshot(path=str(artifacts / "rank-markdown.png"), full_page=True)
+
+    card.locator("button.view-toggle").click()  # the raw text, as the model wrote it
+    assert "**sorted**" in text.inner_text() and "<script>" in text.inner_text()
+    assert text.locator("strong").count() == 0 and page.evaluate("window.__xss") is None
+    card.locator("button.view-toggle").click()
+    assert text.locator("strong").count() == 1
