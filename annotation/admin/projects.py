@@ -106,6 +106,7 @@ class ProjectAdmin(admin.ModelAdmin):
                     "rankings_per_prompt",
                     "demonstrations_per_prompt",
                     "min_demonstration_chars",
+                    "ratings_required",
                     "lease_seconds",
                 ]
             },

@@ -41,6 +41,7 @@ class TaskProjectSerializer(serializers.Serializer):
     guidelines_html = serializers.CharField(help_text="The project's Markdown guidelines, sanitised HTML.")
     k = serializers.IntegerField()
     min_demonstration_chars = serializers.IntegerField()
+    ratings_required = serializers.BooleanField(help_text="Every answer must be rated 1-7 to submit.")
 
 
 class TaskPromptSerializer(serializers.Serializer):

@@ -31,6 +31,10 @@ class Project(models.Model):
         default=1, validators=[MinValueValidator(0)], help_text="How many labelers write a demonstration."
     )
     min_demonstration_chars = models.PositiveIntegerField(default=20)
+    ratings_required = models.BooleanField(
+        default=False,
+        help_text="Labelers must rate every answer 1-7 before a ranking is accepted (otherwise ratings are optional).",
+    )
     lease_seconds = models.PositiveIntegerField(
         default=30 * 60,
         validators=[MinValueValidator(60)],

@@ -159,6 +159,7 @@ def assignment_task_data(*, assignment: Assignment) -> dict[str, Any]:
             "guidelines_html": guidelines_html(project=project),
             "k": project.k,
             "min_demonstration_chars": project.min_demonstration_chars,
+            "ratings_required": project.ratings_required,
         },
         "prompt": {"id": prompt.pk, "turns": prompt.turns},
         "candidates": candidates,

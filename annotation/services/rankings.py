@@ -141,6 +141,15 @@ def ranking_submit(
     """
 
     def store(assignment: Assignment, seconds: float) -> Ranking:
+        if assignment.project.ratings_required:
+            rated = {candidate_id for candidate_id, item in (items or {}).items() if item.rating is not None}
+            unrated = [candidate_id for candidate_id in assignment.shown_order if candidate_id not in rated]
+            if unrated:
+                raise ValidationFailed(
+                    "this project asks for a 1-7 rating of every answer",
+                    code="rating_required",
+                    details={"unrated": unrated},
+                )
         return ranking_record(
             prompt=assignment.prompt,
             candidate_ids=assignment.shown_order,

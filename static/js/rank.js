@@ -337,7 +337,7 @@
   async function submit() {
     if (submitting) return;
     const unrated = ids.filter((id) => !state.items[id].rating).map((id) => letters.get(id));
-    if (unrated.length) {
+    if (task.project.ratings_required && unrated.length) {
       errorElement.textContent = `Rate every answer from 1 to 7 before submitting (missing: ${unrated.join(", ")}). Keyboard: select an answer, press r, then a digit.`;
       return;
     }

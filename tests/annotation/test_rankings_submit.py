@@ -100,3 +100,34 @@ def test_a_second_ranking_of_the_same_prompt_is_a_conflict(project, labeler, mak
         ranking_record(prompt=prompt, candidate_ids=ids, order=[ids], labeler=labeler)
     assert raised.value.code == "already_ranked" and raised.value.status_code == 409
     assert Ranking.objects.count() == 1
+
+
+def test_ratings_are_optional_unless_the_project_requires_them(project, labeler, other_labeler, make_prompts):
+    from annotation.services.rankings import ItemInput
+
+    for prompt in make_prompts(project, 2):
+        candidates_add(prompt, project.k)
+    assignment, _ = assignment_lease(labeler=labeler, kind=TaskKind.RANK)
+    order = [[c] for c in assignment.shown_order]
+    ranking, created = ranking_submit(
+        assignment_id=assignment.pk, labeler=labeler, order=order, idempotency_key="a"
+    )
+    assert created and not ranking.items.exclude(rating=None).exists()
+
+    project.ratings_required = True
+    project.save(update_fields=["ratings_required"])
+    assignment, _ = assignment_lease(labeler=other_labeler, kind=TaskKind.RANK)
+    order = [[c] for c in assignment.shown_order]
+    partly = {c: ItemInput(rating=5) for c in assignment.shown_order[:-1]}
+    with pytest.raises(ValidationFailed) as raised:
+        ranking_submit(
+            assignment_id=assignment.pk, labeler=other_labeler, order=order, idempotency_key="b", items=partly
+        )
+    assert raised.value.code == "rating_required"
+    assert raised.value.details == {"unrated": [assignment.shown_order[-1]]}
+    assert not Ranking.objects.filter(labeler=other_labeler).exists()
+    every = {c: ItemInput(rating=4) for c in assignment.shown_order}
+    _, created = ranking_submit(
+        assignment_id=assignment.pk, labeler=other_labeler, order=order, idempotency_key="b", items=every
+    )
+    assert created

@@ -220,3 +220,21 @@ def test_answers_show_markdown_and_code_formatted_and_nothing_in_them_runs(
     assert text.locator("strong").count() == 0 and page.evaluate("window.__xss") is None
     card.locator("button.view-toggle").click()
     assert text.locator("strong").count() == 1
+
+
+def test_submitting_without_ratings_unless_the_project_requires_them(
+    page, live_server, login, labeler, rank_project
+):
+    assignment = _open_rank_task(page, login, labeler)
+    first_url = page.url
+    page.click("#submit")  # ratings are optional by default: the order alone is a ranking
+    _wait_for_next_task(page, first_url)
+    assert Ranking.objects.get(assignment=assignment).items.exclude(rating=None).count() == 0
+
+    rank_project.ratings_required = True
+    rank_project.save(update_fields=["ratings_required"])
+    page.reload()
+    page.wait_for_selector("article.candidate")
+    page.click("#submit")
+    assert "Rate every answer" in page.inner_text("#form-error")
+    assert Ranking.objects.filter(labeler=labeler).count() == 1
