@@ -285,14 +285,15 @@ def _prompts_for_waiting_labelers(*, project: Project, now: datetime, taken: set
         theirs = prompts_needing_work(
             project=project, labeler=labeler, kind=TaskKind.RANK, now=now, candidates_ready=False
         ).filter(Q(generation_error_at__isnull=True) | Q(generation_error_at__lt=now - ERROR_COOLDOWN))
+        # Ready, on their way, or claimed by this run for someone else but theirs to rank as well.
         ready_or_coming = theirs.filter(
-            Q(ready__gte=project.k) | Q(generation_queued_at__gte=now - QUEUED_STALE_AFTER)
-        ).count() + len(taken.intersection(theirs.values_list("pk", flat=True)))
+            Q(ready__gte=project.k) | Q(generation_queued_at__gte=now - QUEUED_STALE_AFTER) | Q(pk__in=taken)
+        ).count()
         need = PROMPTS_PER_MEMBER - ready_or_coming
         if need <= 0:
             continue
         short = (
-            theirs.filter(ready__lt=project.k)
+            theirs.filter(Q(ready__lt=project.k))  # `ready`: the specification's candidate count
             .filter(
                 Q(generation_queued_at__isnull=True) | Q(generation_queued_at__lt=now - QUEUED_STALE_AFTER)
             )
