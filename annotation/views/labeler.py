@@ -63,5 +63,6 @@ def labeler_task(request: HttpRequest, assignment_id: int) -> HttpResponse:
         "assignment": assignment,
         "skip_reasons": SKIP_REASONS,
         "guidelines_html": task["project"]["guidelines_html"],
+        "counts": labeler_counts(labeler=cast(User, request.user)),
     }
     return render(request, template, context)

@@ -67,7 +67,10 @@
     var versions = runs.filter(function (r) { return r.version !== null; }).reverse();
     renderBarChart(accuracyEl, {
       title: "Validation accuracy per version",
-      labels: versions.map(function (r) { return "v" + r.version; }),
+      // The sample behind each bar: 71 % from 24 held-out pairs is not 71 % from 2,400.
+      labels: versions.map(function (r) {
+        return "v" + r.version + (r.validation_pairs ? " (" + r.validation_pairs + " pairs)" : "");
+      }),
       values: versions.map(function (r) { return r.validation_accuracy; }),
       yMax: 1, yFormat: pct, emptyMessage: "no trained version yet"
     });

@@ -180,4 +180,5 @@ def test_retrain_card_says_how_the_last_run_ended_and_which_version_is_active(
     # One epoch, but the loss curve has every logged step, not a single dot.
     page.wait_for_selector("#chart-rm-loss svg.chart-svg[data-rendered=true]")
     assert "step 8" in page.inner_text("#chart-rm-loss")
+    assert "v2 (24 pairs)" in page.inner_text("#chart-rm-accuracy")  # the sample behind the figure
     page.screenshot(path=str(artifacts / "dashboard-retrain-succeeded.png"), full_page=True)

@@ -227,8 +227,10 @@ def test_submitting_without_ratings_unless_the_project_requires_them(
 ):
     assignment = _open_rank_task(page, login, labeler)
     first_url = page.url
+    assert page.inner_text("#session-progress") == "Today: 0 rankings, 0 demonstrations"
     page.click("#submit")  # ratings are optional by default: the order alone is a ranking
     _wait_for_next_task(page, first_url)
+    assert page.inner_text("#session-progress") == "Today: 1 ranking, 0 demonstrations"
     assert Ranking.objects.get(assignment=assignment).items.exclude(rating=None).count() == 0
 
     rank_project.ratings_required = True
