@@ -286,9 +286,17 @@ def _prompts_for_waiting_labelers(*, project: Project, now: datetime, taken: set
             project=project, labeler=labeler, kind=TaskKind.RANK, now=now, candidates_ready=False
         ).filter(Q(generation_error_at__isnull=True) | Q(generation_error_at__lt=now - ERROR_COOLDOWN))
         # Ready, on their way, or claimed by this run for someone else but theirs to rank as well.
-        ready_or_coming = theirs.filter(
-            Q(ready__gte=project.k) | Q(generation_queued_at__gte=now - QUEUED_STALE_AFTER) | Q(pk__in=taken)
-        ).count()
+        # Unordered and capped at what is wanted, so that the scan stops as soon as a labeler is
+        # known to be supplied: the usual case, run for every working labeler every top-up.
+        ready_or_coming = len(
+            theirs.filter(
+                Q(ready__gte=project.k)
+                | Q(generation_queued_at__gte=now - QUEUED_STALE_AFTER)
+                | Q(pk__in=taken)
+            )
+            .order_by()
+            .values_list("pk", flat=True)[:PROMPTS_PER_MEMBER]
+        )
         need = PROMPTS_PER_MEMBER - ready_or_coming
         if need <= 0:
             continue

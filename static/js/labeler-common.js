@@ -172,9 +172,15 @@
 
     seconds() { return Math.round((this.base + (Date.now() - this.since) / 1000) * 10) / 10; }
 
-    persist() { try { localStorage.setItem(this.key, String(this.seconds())); } catch (error) { /* storage full */ } }
+    persist() {
+      if (this.stopped) return;  // submitted or skipped: the interval and pagehide must not write it back
+      try { localStorage.setItem(this.key, String(this.seconds())); } catch (error) { /* storage full */ }
+    }
 
-    clear() { try { localStorage.removeItem(this.key); } catch (error) { /* ignore */ } }
+    clear() {
+      this.stopped = true;
+      try { localStorage.removeItem(this.key); } catch (error) { /* ignore */ }
+    }
   }
 
   async function nextTask(task) {

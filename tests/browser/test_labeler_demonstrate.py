@@ -131,3 +131,6 @@ def test_time_spent_keeps_counting_across_a_reload(page, live_server, login, lab
     page.wait_for_url(lambda url: url != first_url and re.search(r"/tasks/\d+/$", url) is not None)
     demonstration = Demonstration.objects.get()
     assert demonstration.seconds_spent >= 2.9, demonstration.seconds_spent
+    # The submitted task's clock is gone from the browser: leaving the page did not write it back.
+    kept = page.evaluate("Object.keys(localStorage).filter((key) => key.startsWith('rlhf-time:'))")
+    assert not [key for key in kept if key.endswith(f":demonstrate:{demonstration.prompt_id}")], kept
