@@ -100,6 +100,11 @@ pages = [
     path("dashboard/", views_dashboard.dashboard_home, name="dashboard-home"),
     path("dashboard/projects/<int:project_id>/", views_dashboard.dashboard_project, name="dashboard-project"),
     path(
+        "dashboard/projects/<int:project_id>/prompts/<int:prompt_id>/",
+        views_dashboard.dashboard_prompt,
+        name="dashboard-prompt",
+    ),
+    path(
         "dashboard/projects/<int:project_id>/exports/",
         views_dashboard.dashboard_exports,
         name="dashboard-exports",

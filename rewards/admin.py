@@ -13,6 +13,7 @@ from django.urls import path
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from annotation.admin.orders import candidate_excerpt_html
 from annotation.admin.projects import ProjectAdmin, ProjectAdminForm
 from annotation.models import Project
 from config.errors import DomainError, ValidationFailed
@@ -290,12 +291,13 @@ class RewardModelAdmin(admin.ModelAdmin):
 
 @admin.register(CandidateScore)
 class CandidateScoreAdmin(admin.ModelAdmin):
-    list_display = ["candidate", "prompt", "reward_model", "score_display", "human_ranks"]
+    list_display = ["candidate_display", "prompt", "reward_model", "score_display", "human_ranks"]
     list_filter = ["reward_model__project", "reward_model"]
     list_select_related = ["candidate", "reward_model", "reward_model__project"]
     search_fields = ["candidate__text"]
     ordering = ["candidate__prompt_id", "-score"]
-    readonly_fields = ["candidate", "reward_model", "score", "created_at"]
+    fields = ("candidate_display", "reward_model", "score", "created_at")
+    readonly_fields = ("candidate_display", "reward_model", "score", "created_at")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CandidateScore]:
         return super().get_queryset(request).prefetch_related("candidate__ranking_items__ranking")
@@ -305,6 +307,10 @@ class CandidateScoreAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+    @admin.display(description="Answer")
+    def candidate_display(self, score: CandidateScore) -> SafeString:
+        return candidate_excerpt_html(candidate_id=score.candidate_id, text=score.candidate.text)
 
     @admin.display(description="Prompt", ordering="candidate__prompt_id")
     def prompt(self, score: CandidateScore) -> int:

@@ -25,6 +25,17 @@ urlpatterns = [
         reward_models.RewardModelCancelApi.as_view(),
         name="reward-model-cancel",
     ),
+    # The dashboard finds these by name (reverse): annotation links to this app only by URL.
+    path(
+        "api/projects/<int:project_id>/prompts/<int:prompt_id>/reward-scores",
+        reward_models.PromptRewardScoresApi.as_view(),
+        name="prompt-reward-scores",
+    ),
+    path(
+        "api/reward-models/active/",
+        reward_models.ActiveRewardModelListApi.as_view(),
+        name="reward-model-active-list",
+    ),
     # The dashboard finds it by this name (reverse), so path and name stay as they were.
     path(
         "api/projects/<int:project_id>/quality/reward-models/",

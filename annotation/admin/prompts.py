@@ -6,7 +6,9 @@ from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
+from annotation.admin.orders import candidate_excerpt_html
 from annotation.models import Candidate, Demonstration, Prompt
 from annotation.services.candidates import prompts_generate_now, prompts_regenerate
 
@@ -104,6 +106,7 @@ class CandidateAdmin(admin.ModelAdmin):
     list_display = [
         "id",
         "prompt_id",
+        "text_display",
         "source",
         "backend",
         "model_name",
@@ -115,3 +118,7 @@ class CandidateAdmin(admin.ModelAdmin):
     search_fields = ["text", "model_name"]
     raw_id_fields = ["prompt", "demonstration"]
     readonly_fields = ["content_hash"]
+
+    @admin.display(description="Answer")
+    def text_display(self, candidate: Candidate) -> SafeString:
+        return candidate_excerpt_html(candidate_id=candidate.pk, text=candidate.text)

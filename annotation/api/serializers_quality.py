@@ -51,11 +51,17 @@ class PromptRankingSerializer(serializers.Serializer):
     is_gold = serializers.BooleanField()
 
 
+class PromptCandidateSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    text = serializers.CharField(help_text="The answer, so that orders can be shown as text.")
+
+
 class PromptAgreementSerializer(AgreementFieldsMixin):
     prompt_id = serializers.IntegerField()
     title = serializers.CharField()
     ranking_count = serializers.IntegerField()
     rankings = PromptRankingSerializer(many=True)
+    candidates = PromptCandidateSerializer(many=True, help_text="Every candidate the orders name.")
     consensus_order = serializers.ListField(child=serializers.ListField(child=serializers.IntegerField()))
     cycles_broken = serializers.IntegerField(help_text="Majorities the ranked-pairs consensus dropped.")
 

@@ -14,7 +14,16 @@ from django.db.models import Avg, Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from annotation.models import Assignment, Demonstration, Membership, Project, Prompt, Ranking, RankingItem
+from annotation.models import (
+    Assignment,
+    Candidate,
+    Demonstration,
+    Membership,
+    Project,
+    Prompt,
+    Ranking,
+    RankingItem,
+)
 from annotation.models.assignments import AssignmentStatus
 from annotation.ranking_math import consensus_from_orders, orders_agreement
 from annotation.selectors.agreement import agreement_scan
@@ -117,8 +126,16 @@ def prompts_with_overlap(*, project: Project):
 
 
 def prompt_agreements(*, prompts: list[Prompt]) -> list[dict[str, Any]]:
-    """Agreement, tau, consensus and the rankings themselves (for marking gold) of each given prompt,
-    from one query for all their rankings."""
+    """Agreement, tau, consensus, the rankings themselves (for marking gold) and the candidates' texts
+    (so that orders read as answers, not ids) of each given prompt, from one query for all their
+    rankings and one for all their candidates."""
+    candidates: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for candidate_id, prompt_id, text in (
+        Candidate.objects.filter(prompt__in=prompts)
+        .order_by("prompt_id", "id")
+        .values_list("id", "prompt_id", "text")
+    ):
+        candidates[prompt_id].append({"id": candidate_id, "text": text})
     rankings: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in (
         Ranking.objects.filter(prompt__in=prompts)
@@ -144,6 +161,7 @@ def prompt_agreements(*, prompts: list[Prompt]) -> list[dict[str, Any]]:
                 "title": prompt.title,
                 "ranking_count": len(orders),
                 "rankings": rankings[prompt.pk],
+                "candidates": candidates[prompt.pk],
                 **tally.as_dict(),
                 "consensus_order": consensus.order,
                 "cycles_broken": len(consensus.dropped),

@@ -22,7 +22,9 @@ from annotation.exports.writers import FILE_FORMATS
 from annotation.models import Membership
 from annotation.models.projects import Role
 from annotation.permissions import can_administer, project_for_role, projects_for_role
+from annotation.rendering import answer_safe_html
 from annotation.selectors.exports import export_job_file, export_job_get_for_admin, export_jobs_for_project
+from annotation.selectors.prompt_review import prompt_review_get
 from annotation.services.exports import export_job_create, export_request_validate
 from config.errors import DomainError, Forbidden, NotFound
 
@@ -64,6 +66,15 @@ def _retrain_url(project_id: int) -> str | None:
     return None
 
 
+def _optional_url(name: str, **kwargs) -> str | None:
+    """A URL another app (the reward models) provides, or None when it is not installed: the pages
+    then leave its column out instead of failing."""
+    try:
+        return reverse(name, kwargs=kwargs)
+    except NoReverseMatch:
+        return None
+
+
 @require_GET
 @login_required
 def dashboard_home(request: HttpRequest) -> HttpResponse:
@@ -87,6 +98,8 @@ def dashboard_project(request: HttpRequest, project_id: int) -> HttpResponse:
         "gold_template": reverse("ranking-gold-set", kwargs={"ranking_id": 0}),
         "reward_models": reverse("quality-reward-model-history", kwargs={"project_id": project.pk}),
         "retrain": _retrain_url(project.pk),
+        # A prompt's page for prompt 0; the page substitutes the real id.
+        "prompt_template": reverse("dashboard-prompt", kwargs={"project_id": project.pk, "prompt_id": 0}),
     }
     return render(
         request,
@@ -100,6 +113,27 @@ def dashboard_project(request: HttpRequest, project_id: int) -> HttpResponse:
                 "is_admin": can_administer(user=request.user, project=project),
             },
             "is_admin": can_administer(user=request.user, project=project),
+        },
+    )
+
+
+@require_GET
+@login_required
+@_domain_errors_as_http
+def dashboard_prompt(request: HttpRequest, project_id: int, prompt_id: int) -> HttpResponse:
+    """One prompt side by side: answers, each ranking's rank and rating, consensus, reward scores."""
+    project = project_for_role(user=request.user, project_id=project_id, minimum=Role.REVIEWER)
+    review = prompt_review_get(project=project, prompt_id=prompt_id)
+    answers = [(candidate, answer_safe_html(candidate.text)) for candidate in review.candidates]
+    scores_url = _optional_url("prompt-reward-scores", project_id=project.pk, prompt_id=prompt_id)
+    return render(
+        request,
+        "dashboard/prompt.html",
+        {
+            "project": project,
+            "review": review,
+            "answers": answers,
+            "prompt_config": {"urls": {"scores": scores_url}},
         },
     )
 

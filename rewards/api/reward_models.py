@@ -12,14 +12,23 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.permissions import IsProjectReviewer
+from annotation.models.projects import Role
+from annotation.permissions import IsProjectReviewer, projects_for_role
 from rewards.api.serializers import (
+    PromptRewardScoresSerializer,
     RewardModelDetailOutputSerializer,
     RewardModelHistorySerializer,
     RewardModelOutputSerializer,
+    RewardModelSummarySerializer,
 )
 from rewards.models import RewardModelTrigger
-from rewards.selectors.reward_models import reward_model_get, reward_model_history, reward_model_list
+from rewards.selectors.reward_models import (
+    prompt_reward_scores,
+    reward_model_get,
+    reward_model_history,
+    reward_model_list,
+    reward_models_active_for,
+)
 from rewards.services.runs import reward_model_activate, reward_model_cancel, reward_model_request
 
 
@@ -99,3 +108,27 @@ class RewardModelHistoryApi(GenericAPIView):
     def get(self, request, project_id: int):
         page = self.paginate_queryset(reward_model_history(project=self.project))
         return self.get_paginated_response(RewardModelHistorySerializer(page, many=True).data)
+
+
+class PromptRewardScoresApi(APIView):
+    """The active version's score and rank-by-score of each candidate of one prompt, for the
+    dashboard's prompt page (which annotation renders without importing this app)."""
+
+    permission_classes = [IsProjectReviewer]
+
+    @extend_schema(operation_id="prompt_reward_scores", responses={200: PromptRewardScoresSerializer})
+    def get(self, request, project_id: int, prompt_id: int):
+        scores = prompt_reward_scores(project=self.project, prompt_id=prompt_id)
+        return Response(PromptRewardScoresSerializer(scores).data)
+
+
+class ActiveRewardModelListApi(GenericAPIView):
+    """The active version of every project the user reviews or administers, for the dashboard home."""
+
+    serializer_class = RewardModelSummarySerializer
+
+    @extend_schema(operation_id="reward_model_active_list")
+    def get(self, request):
+        projects = projects_for_role(user=request.user, minimum=Role.REVIEWER)
+        page = self.paginate_queryset(reward_models_active_for(projects=projects))
+        return self.get_paginated_response(RewardModelSummarySerializer(page, many=True).data)

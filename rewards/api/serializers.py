@@ -72,3 +72,36 @@ class RewardModelHistorySerializer(serializers.Serializer):
 
     def get_validation_prompts(self, reward_model: RewardModel) -> int | None:
         return reward_model_validation_size(reward_model=reward_model)["validation_prompts"]
+
+
+class RewardModelSummarySerializer(serializers.Serializer):
+    """A version in one line: which, and how well it agrees with held-out labelers, on how much."""
+
+    id = serializers.IntegerField()
+    project = serializers.IntegerField(source="project_id")
+    version = serializers.IntegerField(allow_null=True)
+    validation_accuracy = serializers.FloatField(allow_null=True)
+    validation_pairs = serializers.SerializerMethodField()
+    validation_prompts = serializers.SerializerMethodField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+    def get_validation_pairs(self, reward_model: RewardModel) -> int | None:
+        return reward_model_validation_size(reward_model=reward_model)["validation_pairs"]
+
+    def get_validation_prompts(self, reward_model: RewardModel) -> int | None:
+        return reward_model_validation_size(reward_model=reward_model)["validation_prompts"]
+
+
+class CandidateScoreOutputSerializer(serializers.Serializer):
+    candidate_id = serializers.IntegerField()
+    score = serializers.FloatField()
+    rank = serializers.IntegerField(
+        help_text="By score among the prompt's candidates, 1 = highest; ties share."
+    )
+
+
+class PromptRewardScoresSerializer(serializers.Serializer):
+    reward_model = RewardModelSummarySerializer(
+        allow_null=True, help_text="The active version; null if none."
+    )
+    scores = CandidateScoreOutputSerializer(many=True, help_text="Best first; unscored candidates absent.")

@@ -9,10 +9,10 @@ from typing import Any
 
 from django.db.models import F, QuerySet
 
-from annotation.models import Candidate, Comparison, Demonstration, Project, Ranking
+from annotation.models import Candidate, Comparison, Demonstration, Project, Prompt, Ranking
 from config.errors import NotFound
 from rewards.ml.examples import RankingExample
-from rewards.models import RewardModel, RewardModelStatus
+from rewards.models import CandidateScore, RewardModel, RewardModelStatus
 
 IN_FLIGHT = (RewardModelStatus.QUEUED, RewardModelStatus.RUNNING)
 
@@ -101,6 +101,34 @@ def reward_model_validation_size(*, reward_model: RewardModel) -> dict[str, int 
 
 def reward_model_active(*, project: Project) -> RewardModel | None:
     return RewardModel.objects.filter(project=project, is_active=True).first()
+
+
+def reward_models_active_for(*, projects: QuerySet[Project]) -> QuerySet[RewardModel]:
+    """The active version of each of `projects` that has one (one query), by project id."""
+    return RewardModel.objects.filter(project__in=projects, is_active=True).order_by("project_id")
+
+
+def prompt_reward_scores(*, project: Project, prompt_id: int) -> dict[str, Any]:
+    """The active version's score of each candidate of one prompt, with its rank by score.
+
+    Returns {"reward_model": the active RewardModel or None, "scores": [{"candidate_id", "score",
+    "rank"}, ...] best first}; `rank` counts from 1 and equal scores share a rank. Candidates the
+    version has not scored yet are absent. Raises NotFound for a prompt outside `project`.
+    """
+    if not Prompt.objects.filter(pk=prompt_id, project=project).exists():
+        raise NotFound("no such prompt in this project", code="prompt_not_found")
+    active = reward_model_active(project=project)
+    if active is None:
+        return {"reward_model": None, "scores": []}
+    rows = CandidateScore.objects.filter(reward_model=active, candidate__prompt_id=prompt_id).order_by(
+        "-score", "candidate_id"
+    )
+    scores: list[dict[str, Any]] = []
+    for candidate_id, score in rows.values_list("candidate_id", "score"):
+        tied = bool(scores) and scores[-1]["score"] == score
+        rank = scores[-1]["rank"] if tied else len(scores) + 1
+        scores.append({"candidate_id": candidate_id, "score": score, "rank": rank})
+    return {"reward_model": active, "scores": scores}
 
 
 def reward_model_in_flight(*, project: Project) -> RewardModel | None:

@@ -204,7 +204,46 @@
   var body = document.querySelector("#prompt-table tbody");
   if (!body) return;
   var pct = function (v) { return v === null ? "–" : Math.round(v * 100) + "%"; };
-  var order = function (groups) { return groups.map(function (g) { return g.join(" = "); }).join(" > "); };
+  var EXCERPT = 48;
+  function excerpt(text) {
+    var flat = text.replace(/\s+/g, " ").trim();
+    return flat.length > EXCERPT ? flat.slice(0, EXCERPT - 1) + "…" : flat;
+  }
+  // An order as the answers' words, best first: "“Paris is…” > “Lyon…” = “Nice…”". Each excerpt
+  // shows the whole answer on hover and is a button that unfolds it (and folds it back).
+  function candidateNode(id, texts) {
+    var text = texts[id];
+    if (text === undefined) {
+      var missing = document.createElement("span");
+      missing.textContent = "#" + id + " (deleted)";
+      return missing;
+    }
+    var node = document.createElement("button");
+    node.type = "button";
+    node.className = "answer-excerpt";
+    node.dataset.candidateId = id;
+    node.title = text;
+    node.setAttribute("aria-expanded", "false");
+    node.textContent = "“" + excerpt(text) + "”";
+    node.addEventListener("click", function () {
+      var open = node.getAttribute("aria-expanded") !== "true";
+      node.setAttribute("aria-expanded", open ? "true" : "false");
+      node.textContent = "“" + (open ? text : excerpt(text)) + "”";
+    });
+    return node;
+  }
+  function order(groups, texts) {
+    var span = document.createElement("span");
+    span.className = "order";
+    groups.forEach(function (group, g) {
+      if (g) span.appendChild(document.createTextNode(" > "));
+      group.forEach(function (id, i) {
+        if (i) span.appendChild(document.createTextNode(" = "));
+        span.appendChild(candidateNode(id, texts));
+      });
+    });
+    return span;
+  }
   function csrfToken() {
     var m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
     return m ? decodeURIComponent(m[1]) : (document.querySelector("[name=csrfmiddlewaretoken]") || {}).value;
@@ -236,18 +275,34 @@
     .then(function (r) { return r.json(); })
     .then(function (page) {
       page.results.forEach(function (row) {
+        var texts = {};
+        row.candidates.forEach(function (c) { texts[c.id] = c.text; });
         var tr = document.createElement("tr");
         tr.dataset.promptId = row.prompt_id;
-        [row.title, pct(row.agreement), row.kendall_tau === null ? "–" : row.kendall_tau.toFixed(2),
-          order(row.consensus_order) + (row.cycles_broken ? " (cycle broken)" : "")].forEach(function (value) {
+        var title = document.createElement("td");
+        var link = document.createElement("a");
+        link.href = config.urls.prompt_template.replace("/prompts/0/", "/prompts/" + row.prompt_id + "/");
+        link.textContent = row.title;
+        link.title = "Every answer, each labeler's rank and rating, and the reward model's scores";
+        title.appendChild(link);
+        tr.appendChild(title);
+        [pct(row.agreement), row.kendall_tau === null ? "–" : row.kendall_tau.toFixed(2)].forEach(function (value) {
           var td = document.createElement("td");
           td.textContent = value;
           tr.appendChild(td);
         });
+        var consensus = document.createElement("td");
+        consensus.className = "consensus";
+        consensus.appendChild(order(row.consensus_order, texts));
+        if (row.cycles_broken) consensus.appendChild(document.createTextNode(" (cycle broken)"));
+        tr.appendChild(consensus);
         var cell = document.createElement("td");
         row.rankings.forEach(function (ranking) {
           var line = document.createElement("div");
-          line.textContent = (ranking.labeler || "import") + ": " + order(ranking.order) + " ";
+          line.className = "ranking";
+          line.appendChild(document.createTextNode((ranking.labeler || "import") + ": "));
+          line.appendChild(order(ranking.order, texts));
+          line.appendChild(document.createTextNode(" "));
           if (config.is_admin) line.appendChild(goldButton(ranking));
           else if (ranking.is_gold) line.appendChild(document.createTextNode("★ gold"));
           cell.appendChild(line);

@@ -107,6 +107,8 @@ ENDPOINT_CLASS_BY_NAME: dict[str, str] = {
     "export-job-detail": "project_admin",
     "export-job-download": "project_admin",
     "ranking-gold-set": "project_admin",
+    # Lists only what the caller reviews (projects_for_role): anyone signed in, an outsider gets none.
+    "reward-model-active-list": "labeler_self",
 }
 
 ROLE_CLASS = {
@@ -206,6 +208,7 @@ def world(db, django_user_model, settings, tmp_path):
         "job_id": job.pk,
         "ranking_id": Ranking.objects.get(prompt=prompt).pk,
         "assignment_id": assignment.pk,
+        "prompt_id": prompt.pk,
     }
     try:
         from rewards.models import RewardModel

@@ -182,3 +182,52 @@ def test_retrain_card_says_how_the_last_run_ended_and_which_version_is_active(
     assert "step 8" in page.inner_text("#chart-rm-loss")
     assert "v2 (24 pairs)" in page.inner_text("#chart-rm-accuracy")  # the sample behind the figure
     page.screenshot(path=str(artifacts / "dashboard-retrain-succeeded.png"), full_page=True)
+
+
+def test_orders_read_as_answers_and_a_prompt_opens_side_by_side(
+    page, live_server, login, dashboard_project, artifacts
+):
+    from rewards.models import CandidateScore, RewardModel
+
+    project, boss = dashboard_project
+    active = RewardModel.objects.get(project=project, version=2)
+    RewardModel.objects.filter(pk=active.pk).update(
+        is_active=True, metrics={"validation_pairs": 24, "validation_prompts": 2}
+    )
+    first = Ranking.objects.filter(prompt__project=project).order_by("prompt_id", "id").first()
+    candidates = list(first.prompt.candidates.order_by("id"))
+    for candidate, score in zip(candidates, [1.5, 0.25, -0.5, -2.0], strict=True):
+        CandidateScore.objects.create(candidate=candidate, reward_model=active, score=score)
+
+    login(page, boss, f"/dashboard/projects/{project.pk}/")
+    page.wait_for_selector("#prompt-table button.answer-excerpt")
+    row = page.locator(f"#prompt-table tr[data-prompt-id='{first.prompt_id}']")
+    consensus = row.locator("td.consensus").inner_text()
+    assert "Answer 0.0" in consensus and "Answer 0.3" in consensus
+    assert f"{candidates[0].pk} > {candidates[1].pk}" not in consensus  # words, not ids
+    assert "alice: " in row.inner_text() and "Answer 0.1" in row.locator(".ranking").first.inner_text()
+    excerpt = row.locator("td.consensus button.answer-excerpt").first
+    assert excerpt.get_attribute("title") == "Answer 0.0"  # the whole answer on hover
+    # The charts above render late and move the table; click once the page has settled.
+    page.wait_for_function("document.querySelectorAll('svg.chart-svg[data-rendered=true]').length >= 5")
+    excerpt.click()
+    assert excerpt.get_attribute("aria-expanded") == "true"
+    page.screenshot(path=str(artifacts / "dashboard-prompt-table.png"), full_page=True)
+
+    row.locator("td a").first.click()
+    page.wait_for_url(f"{live_server.url}/dashboard/projects/{project.pk}/prompts/{first.prompt_id}/")
+    assert "Question 0?" in page.inner_text("#conversation")
+    headings = page.inner_text("#prompt-review thead")
+    assert "alice" in headings and "bob" in headings
+    page.wait_for_function("document.querySelector('#prompt-review td.score').textContent !== '…'")
+    best = page.locator(f"#prompt-review tr[data-candidate-id='{candidates[0].pk}']")
+    assert "Answer 0.0" in best.locator("td.answer").inner_text()
+    assert best.locator("td.score").inner_text() == "+1.500"
+    assert best.locator("td.score-rank").inner_text() == "1"
+    worst = page.locator(f"#prompt-review tr[data-candidate-id='{candidates[3].pk}']")
+    assert worst.locator("td.score-rank").inner_text() == "4"
+    assert worst.locator("td.ranking-cell").first.inner_text().startswith("4")  # alice put it last
+    assert "v2: validation accuracy 68% on 24 held-out pairs of 2 prompts" in page.inner_text(
+        "#reward-model-status"
+    )
+    page.screenshot(path=str(artifacts / "dashboard-prompt.png"), full_page=True)
