@@ -228,7 +228,7 @@
   commentBox.addEventListener("input", changed);
   Labeler.setupSkip(task, drafts);
 
-  // ---- mouse: buttons and drag and drop -------------------------------------------------------------
+  // ---- mouse and touch: buttons and drag and drop ---------------------------------------------------
   list.addEventListener("click", (event) => {
     const target = event.target.closest("button[data-act]");
     if (!target) return;
@@ -293,6 +293,8 @@
     clearDropMarks();
     reorder(() => dropOn(id, targetId, zone));
   });
+  // A finger gets the same drop zones through Pointer Events (rank-touch.js): no touch reaches HTML5 DnD.
+  RankTouch.setupTouchDrag({list, zoneOf, clearDropMarks, drop: (id, targetId, zone) => reorder(() => dropOn(id, targetId, zone))});
 
   // ---- keyboard --------------------------------------------------------------------------------------
   function visualOrder() { return state.groups.flat(); }
