@@ -10,6 +10,8 @@ RUN apt-get update \
 WORKDIR /app
 # The CPU build of PyTorch; a GPU worker image swaps this index for a CUDA one.
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+# llama.cpp for any x86-64 with AVX2, not only the CPU that built the image (see the Makefile).
+RUN CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install llama-cpp-python==0.3.36
 COPY pyproject.toml README.md ./
 COPY config ./config
 COPY annotation ./annotation

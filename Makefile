@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LLAMA_CPP_VERSION ?= 0.3.36
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
 .PHONY: run test install lint typecheck migrations-check pytest demo clean
 
@@ -14,6 +16,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, pinned, so that nothing later pulls a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
+	# llama.cpp built for any x86-64 with AVX2, not for this CPU alone (-march=native): on CPUs with
+	# AMX its native build crashes in the first decode inside a VM. --no-cache-dir so that a wheel built
+	# earlier with the native flags is not reused.
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet --no-cache-dir 'llama-cpp-python==$(LLAMA_CPP_VERSION)'
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -24,8 +30,10 @@ demo: install
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py seed_demo
 
+# bin/run.py runs honcho as the terminal's foreground job, so that Ctrl-C stops the app and make
+# alike exits 0 (see there).
 run: demo
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start -f Procfile.embedded
+	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/python bin/run.py
 
 lint: install
 	$(BIN)/ruff check .

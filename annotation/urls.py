@@ -3,14 +3,16 @@ reviewer pages and API (exports, quality, dashboards)."""
 
 from django.urls import path
 
-from annotation.api import exports, quality
+from annotation.api import exports, history, quality
 from annotation.api import labeler as labeler_api
 from annotation.views import dashboard as views_dashboard
-from annotation.views.labeler import labeler_home, labeler_task
+from annotation.views.labeler import labeler_history_page, labeler_home, labeler_task
 
 labeler = [
     path("", labeler_home, name="labeler-home"),
     path("tasks/<int:assignment_id>/", labeler_task, name="labeler-task"),
+    path("history/", labeler_history_page, name="labeler-history"),
+    path("api/labeler/history/", history.LabelerHistoryApi.as_view(), name="api-labeler-history"),
     path("api/labeler/me/", labeler_api.LabelerMeApi.as_view(), name="api-labeler-me"),
     path("api/labeler/work/", labeler_api.LabelerWorkApi.as_view(), name="api-labeler-work"),
     path(

@@ -235,7 +235,9 @@ def assignment_skip(*, assignment_id: int, labeler: User, reason: str) -> Assign
         raise Conflict("you hold a newer lease on this task; skip that one", code="newer_lease")
     assignment.status = AssignmentStatus.SKIPPED
     assignment.skip_reason = reason
-    assignment.save(update_fields=["status", "skip_reason"])
+    # When the task was closed, as for a submission: the labeler's history lists skips by it.
+    assignment.submitted_at = timezone.now()
+    assignment.save(update_fields=["status", "skip_reason", "submitted_at"])
     return assignment
 
 

@@ -6,14 +6,22 @@ from typing import cast
 
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from annotation.api.output import output_data
+from annotation.api.serializers_history import HistoryQuerySerializer
 from annotation.api.serializers_labeler import TaskOutputSerializer
 from annotation.models.assignments import TaskKind
 from annotation.rendering import answer_safe_html
+from annotation.selectors.history import (
+    history_rows,
+    labeler_history,
+    labeler_history_project_validate,
+    labeler_history_projects,
+)
 from annotation.selectors.queue import (
     assignment_task_data,
     labeler_counts,
@@ -21,7 +29,7 @@ from annotation.selectors.queue import (
     work_available,
 )
 from annotation.services.assignments import assignment_get_for_labeler
-from config.errors import NotFound
+from config.errors import NotFound, ValidationFailed
 
 SKIP_REASONS = [
     "The prompt is unclear or makes no sense",
@@ -29,6 +37,7 @@ SKIP_REASONS = [
     "The content is harmful or disturbing to me",
     "The answers are broken or unreadable",
 ]
+HISTORY_PAGE_SIZE = 25
 
 
 @login_required
@@ -66,3 +75,50 @@ def labeler_task(request: HttpRequest, assignment_id: int) -> HttpResponse:
         "counts": labeler_counts(labeler=cast(User, request.user)),
     }
     return render(request, template, context)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole // 60 % 60:02d} min"
+
+
+@login_required
+@require_GET
+def labeler_history_page(request: HttpRequest) -> HttpResponse:
+    """The labeler's own submitted and skipped tasks, newest first, optionally of one project."""
+    labeler = cast(User, request.user)
+    query = HistoryQuerySerializer(data=request.GET)
+    project_id: int | None = None
+    error = ""
+    if not query.is_valid():
+        error = "Choose a project from the list."
+    else:
+        project_id = query.validated_data.get("project")
+        if project_id is not None:
+            try:
+                labeler_history_project_validate(labeler=labeler, project_id=project_id)
+            except ValidationFailed as refused:
+                error, project_id = refused.message.capitalize() + ".", None
+    rows: list = []
+    page = None
+    if not error:
+        page = Paginator(labeler_history(labeler=labeler, project_id=project_id), HISTORY_PAGE_SIZE).get_page(
+            request.GET.get("page")
+        )
+        rows = history_rows(assignments=list(page.object_list))
+        for row in rows:
+            row["time_spent"] = _duration(row["seconds_spent"])
+    context = {
+        "rows": rows,
+        "page": page,
+        "projects": labeler_history_projects(labeler=labeler),
+        "project_id": project_id,
+        "error": error,
+    }
+    return render(request, "labeler/history.html", context, status=400 if error else 200)

@@ -68,8 +68,8 @@ def test_duplicates_are_resampled_a_bounded_number_of_times(http_project, make_p
 
     outcome = services.candidates_generate(prompt_id=prompt.pk)
 
-    # 4 asked, 1 kept; then 3 rounds' worth of replacements, all duplicates.
-    assert outcome.samples == 4 + 3 + 3 == len(scripted_server.requests)
+    # 4 asked, 1 kept; then replacements, all duplicates, until the budget of 3 per missing one is spent.
+    assert outcome.samples == 4 + 3 + 3 + 2 == 3 * 4 == len(scripted_server.requests)
     assert outcome.created == 1 and "only 1 of the 4" in outcome.error
     prompt.refresh_from_db()
     assert "only 1 of the 4" in prompt.generation_error and prompt.generation_error_at is not None
