@@ -119,7 +119,8 @@ def _ranking_parts(rankings: list[Ranking], *, shown: dict[int, list[int]]) -> d
     )
     parts: dict[int, dict[str, Any]] = {}
     for ranking in rankings:
-        assert ranking.assignment_id is not None  # fetched by assignment
+        if ranking.assignment_id is None:  # fetched by assignment: never, but the type allows it
+            continue
         items = {item.candidate_id: item for item in ranking.items.all()}
         order = shown.get(ranking.assignment_id, [])
         groups = []
