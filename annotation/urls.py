@@ -55,6 +55,11 @@ api = [
         name="export-job-start",
     ),
     path(
+        "api/projects/<int:project_id>/exports/count",
+        exports.ExportCountApi.as_view(),
+        name="export-count",
+    ),
+    path(
         "api/projects/<int:project_id>/exports/stream",
         exports.ExportStreamApi.as_view(),
         name="export-stream",

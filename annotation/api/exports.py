@@ -11,13 +11,20 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.api.serializers_exports import (
+    ExportCountOutputSerializer,
+    ExportCountQuerySerializer,
     ExportJobOutputSerializer,
     ExportStartInputSerializer,
     ExportStreamQuerySerializer,
 )
 from annotation.exports.filters import FILTER_KEYS
 from annotation.permissions import IsProjectAdmin
-from annotation.selectors.exports import export_job_file, export_job_get_for_admin, export_jobs_for_project
+from annotation.selectors.exports import (
+    export_job_file,
+    export_job_get_for_admin,
+    export_jobs_for_project,
+    export_rows_count,
+)
 from annotation.services.exports import export_job_create, export_request_validate, export_stream
 
 _FILE_RESPONSE = OpenApiResponse(
@@ -57,6 +64,40 @@ class ExportStreamApi(APIView):
             filters=filters,
         )
         return streaming_download(request_obj=export_request)
+
+
+class ExportCountApi(APIView):
+    """How many rows an export with these filters would hold, counted by the database instead of
+    written: the export form's preview. Bad filters are refused as the stream refuses them (400)."""
+
+    permission_classes = [IsProjectAdmin]
+
+    @extend_schema(
+        operation_id="export_count",
+        parameters=[ExportCountQuerySerializer],
+        responses={200: ExportCountOutputSerializer},
+    )
+    def get(self, request, project_id: int):
+        query = ExportCountQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = dict(query.validated_data)
+        filters = {key: data.pop(key) for key in list(data) if key in FILTER_KEYS}
+        export_request = export_request_validate(
+            project=self.project,  # set by IsProjectAdmin
+            export_format=data["export_format"],
+            file_format=data["file_format"],
+            filters=filters,
+        )
+        rows = export_rows_count(
+            project=self.project, export_format=export_request.export_format, filters=export_request.filters
+        )
+        output = {
+            "export_format": export_request.export_format.name,
+            "rows": rows,
+            "row_kind": export_request.export_format.kind,
+            "filters": export_request.filters.as_json(),
+        }
+        return Response(ExportCountOutputSerializer(output).data)
 
 
 class ExportJobStartApi(APIView):

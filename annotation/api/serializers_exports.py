@@ -51,6 +51,25 @@ class ExportStreamQuerySerializer(ExportStartInputSerializer):
     anonymise_seed = serializers.CharField(required=False, max_length=200)
 
 
+class ExportCountQuerySerializer(ExportStreamQuerySerializer):
+    """Query parameters of a row count: those of a direct download, so the form sends the same."""
+
+    file_format = serializers.ChoiceField(
+        choices=sorted(FILE_FORMATS), default="jsonl", help_text="Accepted and ignored: rows are the same."
+    )
+
+
+class ExportCountOutputSerializer(serializers.Serializer):
+    export_format = serializers.CharField()
+    rows = serializers.IntegerField(
+        help_text="Rows the export will hold: pairs, one per prompt for rankings, or demonstrations."
+    )
+    row_kind = serializers.CharField(
+        help_text="What one row is: pairs, rankings (one prompt) or demonstrations."
+    )
+    filters = serializers.DictField(help_text="The filters as parsed, as a job would store them.")
+
+
 class ExportJobOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     project = serializers.IntegerField(source="project_id")

@@ -257,3 +257,12 @@ def format_source_count(*, export_format: ExportFormat, project_id: int, filters
     if export_format.kind == "rankings":
         return sources.ranking_source_count(project_id=project_id, filters=filters)
     return sources.demonstration_source_count(project_id=project_id, filters=filters)
+
+
+def format_row_count(*, export_format: ExportFormat, project_id: int, filters: ExportFilters) -> int:
+    """Rows (records) the export will hold, counted by the database instead of written."""
+    if export_format.kind == "pairs":
+        return sources.pair_row_count(project_id=project_id, filters=filters)
+    if export_format.kind == "rankings":
+        return sources.ranking_row_count(project_id=project_id, filters=filters)
+    return sources.demonstration_row_count(project_id=project_id, filters=filters)

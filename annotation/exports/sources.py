@@ -15,7 +15,7 @@ from itertools import groupby, islice
 from operator import itemgetter
 from typing import Any
 
-from django.db.models import CharField, F, Func
+from django.db.models import CharField, Exists, F, Func, OuterRef
 
 from annotation.exports.filters import ExportFilters, LabelerNames
 from annotation.models import Candidate, Comparison, Demonstration, Prompt, Ranking, RankingItem
@@ -97,6 +97,34 @@ def _flagged_in_prompts(prompt_ids: Iterable[int]) -> set[int]:
 
 def comparison_source_count(*, project_id: int, filters: ExportFilters) -> int:
     return _filter_common(Comparison.objects.all(), project_id=project_id, filters=filters).count()
+
+
+def _flagged(candidate: OuterRef) -> Exists:
+    """Whether any ranking flagged the candidate `candidate` points at (as `_flagged_in_prompts`)."""
+    return Exists(RankingItem.objects.filter(candidate_id=candidate).exclude(flags=[]))
+
+
+def pair_row_count(*, project_id: int, filters: ExportFilters) -> int:
+    """The rows `pair_batches` would yield, without reading a text: one COUNT when no per-prompt
+    filter is set, else one pass over the comparisons' ids through the same per-prompt filter."""
+    queryset = _filter_common(Comparison.objects.all(), project_id=project_id, filters=filters)
+    if not filters.needs_prompt_groups:
+        if filters.exclude_flagged:
+            queryset = queryset.exclude(_flagged(OuterRef("better_id"))).exclude(
+                _flagged(OuterRef("worse_id"))
+            )
+        return queryset.count()
+    flagged = (
+        set(
+            RankingItem.objects.filter(ranking__prompt__project_id=project_id)
+            .exclude(flags=[])
+            .values_list("candidate_id", flat=True)
+        )
+        if filters.exclude_flagged
+        else set()
+    )
+    rows = _pairs_after_quality_filters(_comparison_rows(project_id=project_id, filters=filters), filters)
+    return sum(1 for row in rows if row[3] not in flagged and row[4] not in flagged)
 
 
 def _comparison_rows(*, project_id: int, filters: ExportFilters) -> Iterator[PairTuple]:
@@ -195,6 +223,24 @@ class PromptRankings:
 
 def ranking_source_count(*, project_id: int, filters: ExportFilters) -> int:
     return _filter_common(Ranking.objects.all(), project_id=project_id, filters=filters).count()
+
+
+def ranking_row_count(*, project_id: int, filters: ExportFilters) -> int:
+    """The records `ranking_batches` would yield (one per prompt): a COUNT of prompts, or with
+    `min_agreement` one pass over the orders alone. Flag and consensus filters drop no prompt."""
+    queryset = _filter_common(Ranking.objects.all(), project_id=project_id, filters=filters)
+    if filters.min_agreement is None:
+        return queryset.values("prompt_id").distinct().count()
+    orders = (
+        queryset.order_by("prompt_id", "id")
+        .values_list("prompt_id", "order")
+        .iterator(chunk_size=ITERATOR_CHUNK)
+    )
+    count = 0
+    for _prompt_id, group in groupby(orders, key=itemgetter(0)):
+        agreement = orders_agreement([order for _, order in group]).agreement
+        count += agreement is not None and agreement >= filters.min_agreement
+    return count
 
 
 def _ranking_groups(*, project_id: int, filters: ExportFilters) -> Iterator[list[dict[str, Any]]]:
@@ -300,6 +346,15 @@ def _without(order: list[list[int]], excluded: set[int]) -> list[list[int]]:
 
 def demonstration_source_count(*, project_id: int, filters: ExportFilters) -> int:
     return _filter_common(Demonstration.objects.all(), project_id=project_id, filters=filters).count()
+
+
+def demonstration_row_count(*, project_id: int, filters: ExportFilters) -> int:
+    """The rows `demonstration_batches` would yield: one COUNT."""
+    queryset = _filter_common(Demonstration.objects.all(), project_id=project_id, filters=filters)
+    if filters.exclude_flagged:
+        flagged = RankingItem.objects.filter(candidate__demonstration_id=OuterRef("pk")).exclude(flags=[])
+        queryset = queryset.exclude(Exists(flagged))
+    return queryset.count()
 
 
 def demonstration_batches(*, project_id: int, filters: ExportFilters) -> Iterator[SourceBatch]:

@@ -7,6 +7,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db.models import QuerySet
 
+from annotation.exports.filters import ExportFilters
+from annotation.exports.formats import ExportFormat, format_row_count
 from annotation.models import ExportJob, Project
 from annotation.models.exports import ExportStatus
 from annotation.models.projects import Role
@@ -20,6 +22,12 @@ def export_jobs_for_project(*, project: Project) -> QuerySet[ExportJob]:
         .select_related("requested_by")
         .order_by("-created_at", "-id")
     )
+
+
+def export_rows_count(*, project: Project, export_format: ExportFormat, filters: ExportFilters) -> int:
+    """How many rows an export with these (validated) filters will hold, without writing it: what the
+    export form previews before the admin starts a download or a job."""
+    return format_row_count(export_format=export_format, project_id=project.pk, filters=filters)
 
 
 def export_job_get_for_admin(*, user, job_id: int) -> ExportJob:

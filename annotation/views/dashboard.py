@@ -11,7 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -138,9 +138,20 @@ def dashboard_prompt(request: HttpRequest, project_id: int, prompt_id: int) -> H
     )
 
 
+def _form_query(data: QueryDict) -> QueryDict:
+    """The export form's choices alone (no CSRF token), as the page's query string keeps them."""
+    kept = QueryDict(mutable=True)
+    for key in ("export_format", "file_format", *FILTER_FIELDS, *FLAG_FIELDS, "labelers"):
+        values = [value for value in data.getlist(key) if value]
+        if values:
+            kept.setlist(key, values)
+    return kept
+
+
 def _exports_page(
-    request: HttpRequest, project, *, error: str | None = None, status: int = 200
+    request: HttpRequest, project, *, query: QueryDict, error: str | None = None, status: int = 200
 ) -> HttpResponse:
+    """The export form filled in from `query` (the URL's, or a refused POST's), and the recent jobs."""
     members = Membership.objects.filter(project=project).select_related("user").order_by("user__username")
     return render(
         request,
@@ -152,7 +163,8 @@ def _exports_page(
             "members": members,
             "jobs": export_jobs_for_project(project=project)[:20],
             "error": error,
-            "query": request.GET,
+            "query": query,
+            "selected_labelers": query.getlist("labelers"),
         },
         status=status,
     )
@@ -163,7 +175,7 @@ def _exports_page(
 @_domain_errors_as_http
 def dashboard_exports(request: HttpRequest, project_id: int) -> HttpResponse:
     project = project_for_role(user=request.user, project_id=project_id, minimum=Role.ADMIN)
-    return _exports_page(request, project)
+    return _exports_page(request, project, query=request.GET)
 
 
 @require_GET
@@ -179,7 +191,7 @@ def dashboard_export_download(request: HttpRequest, project_id: int) -> HttpResp
             filters=_filters_from_query(request.GET),
         )
     except DomainError as error:
-        return _exports_page(request, project, error=error.message, status=400)
+        return _exports_page(request, project, query=request.GET, error=error.message, status=400)
     return streaming_download(request_obj=export_request)
 
 
@@ -197,9 +209,11 @@ def dashboard_export_start(request: HttpRequest, project_id: int) -> HttpRespons
             filters=_filters_from_query(request.POST),
         )
     except DomainError as error:
-        return _exports_page(request, project, error=error.message, status=400)
+        return _exports_page(request, project, query=request.POST, error=error.message, status=400)
     messages.info(request, f"Export {job.pk} queued; it appears below with its progress.")
-    return redirect("dashboard-exports", project_id=project.pk)
+    # Back to the form with the admin's choices in the URL, so they survive this and any reload.
+    page = reverse("dashboard-exports", kwargs={"project_id": project.pk})
+    return redirect(f"{page}?{_form_query(request.POST).urlencode()}")
 
 
 @require_GET

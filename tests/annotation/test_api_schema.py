@@ -49,6 +49,7 @@ def test_export_and_quality_endpoints_are_documented(schema):
     operation_ids = {op.get("operationId") for ops in schema["paths"].values() for op in ops.values()}
     for operation_id in [
         "export_stream",
+        "export_count",
         "export_job_start",
         "export_job_list",
         "export_job_detail",
@@ -61,6 +62,8 @@ def test_export_and_quality_endpoints_are_documented(schema):
         "quality_queue_depth",
         "quality_reward_model_history",
         "ranking_gold_set",
+        "prompt_reward_scores",
+        "reward_model_active_list",
     ]:
         assert operation_id in operation_ids
     stream = schema["paths"]["/api/projects/{project_id}/exports/stream"]["get"]
@@ -68,6 +71,11 @@ def test_export_and_quality_endpoints_are_documented(schema):
     assert {"export_format", "file_format", "min_agreement", "consensus_only", "anonymise_seed"} <= parameters
     formats = next(p for p in stream["parameters"] if p["name"] == "export_format")
     assert "pairs_conversational" in _resolve(schema, formats["schema"])["enum"]
+    # The row count takes the download's query, so the export form can send the same to both.
+    count = schema["paths"]["/api/projects/{project_id}/exports/count"]["get"]
+    assert parameters <= {p["name"] for p in count["parameters"]}
+    counted = _resolve(schema, count["responses"]["200"]["content"]["application/json"]["schema"])
+    assert {"rows", "row_kind", "filters"} <= set(counted["properties"])
     assert {"tokenAuth", "cookieAuth"} <= set(schema["components"]["securitySchemes"])
 
 

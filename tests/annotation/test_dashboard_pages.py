@@ -220,3 +220,50 @@ def test_prompt_reward_scores_rank_candidates_by_the_active_version(
     Membership.objects.create(project=other, user=reviewer, role=Role.REVIEWER)
     missing = api_client.get(f"/api/projects/{other.pk}/prompts/{prompt.pk}/reward-scores")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "prompt_not_found"
+
+
+# --- The export form keeps the admin's choices ------------------------------------------------
+
+
+def test_export_job_returns_to_the_form_with_its_filters(
+    ranked, project, labeler, other_labeler, client, django_user_model, password, settings, tmp_path
+):
+    settings.EXPORT_DIR = tmp_path
+    boss = django_user_model.objects.create_user("boss", "boss@example.com", password)
+    Membership.objects.create(project=project, user=boss, role=Role.ADMIN)
+    client.force_login(boss)
+    choices = {
+        "export_format": "rankings",
+        "file_format": "jsonl.gz",
+        "date_from": "2020-01-01",
+        "min_agreement": "0.5",
+        "labelers": [str(labeler.pk), str(other_labeler.pk)],
+        "exclude_flagged": "on",
+        "anonymise_seed": "s3",
+    }
+    response = client.post(f"/dashboard/projects/{project.pk}/exports/start", choices)
+    assert response.status_code == 302
+    page_url = response["Location"]
+    assert page_url.startswith(f"/dashboard/projects/{project.pk}/exports/?")
+    assert "csrfmiddlewaretoken" not in page_url
+    form = client.get(page_url).content.decode()
+    assert '<option value="rankings" selected>' in form.replace("  ", " ")
+    assert '<option value="jsonl.gz" selected>' in form
+    assert 'value="2020-01-01"' in form and 'value="0.5"' in form and 'value="s3"' in form
+    assert f'<option value="{labeler.pk}" selected>' in form
+    assert f'<option value="{other_labeler.pk}" selected>' in form
+    assert 'name="exclude_flagged" checked' in form
+    assert 'name="consensus_only" >' in form  # not ticked: nothing chose it
+    assert f'data-count-url="/api/projects/{project.pk}/exports/count"' in form
+
+
+def test_refused_export_job_keeps_the_choices_on_the_form(ranked, project, client, admin_user):
+    client.force_login(admin_user)
+    response = client.post(
+        f"/dashboard/projects/{project.pk}/exports/start",
+        {"export_format": "sft", "consensus_only": "on", "date_from": "2020-01-01"},
+    )
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "min_agreement and consensus_only apply to rankings" in page
+    assert 'name="consensus_only" checked' in page and 'value="2020-01-01"' in page

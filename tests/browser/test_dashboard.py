@@ -231,3 +231,61 @@ def test_orders_read_as_answers_and_a_prompt_opens_side_by_side(
         "#reward-model-status"
     )
     page.screenshot(path=str(artifacts / "dashboard-prompt.png"), full_page=True)
+
+
+def test_export_form_previews_rows_and_keeps_its_filters_through_a_job(
+    page, live_server, login, dashboard_project, artifacts, tmp_path, settings, eager_celery
+):
+    project, boss = dashboard_project
+    settings.EXPORT_DIR = tmp_path / "exports"
+    alice = project.memberships.get(user__username="alice").user
+    bob = project.memberships.get(user__username="bob").user
+    login(page, boss, f"/dashboard/projects/{project.pk}/exports/")
+
+    def wait_for_rows(text: str) -> None:
+        page.wait_for_function(f"document.getElementById('export-count').textContent.includes('{text}')")
+
+    page.select_option("#export_format", "pairs")
+    wait_for_rows(" 48 rows")  # 4 prompts x 2 labelers x 6 pairs
+    page.select_option("select[name=labelers]", [str(alice.pk)])
+    wait_for_rows(" 24 rows")
+    page.select_option("select[name=labelers]", [str(alice.pk), str(bob.pk)])
+    wait_for_rows(" 48 rows")
+    page.fill("input[name=min_agreement]", "0.9")  # prompts 1 and 3 agree on 5 pairs of 6 only
+    wait_for_rows(" 24 rows")
+    assert "preference pairs" in page.inner_text("#export-count")
+    page.fill("input[name=min_agreement]", "7")
+    page.wait_for_function("document.getElementById('export-count').classList.contains('error')")
+    assert "Cannot export with these filters" in page.inner_text("#export-count")
+    page.fill("input[name=min_agreement]", "0.9")
+    page.select_option("#file_format", "jsonl.gz")
+    page.check("input[name=exclude_flagged]")
+    wait_for_rows(" 24 rows")
+    assert "min_agreement=0.9" in page.url  # a reload now keeps them
+
+    page.click("#run-in-background")
+    page.wait_for_selector("#export-jobs td.download a")  # the (eager) job has finished
+    job = ExportJob.objects.get()
+    assert job.status == "succeeded" and job.rows_written == 24
+    assert job.filters == {
+        "labelers": sorted([alice.pk, bob.pk]),
+        "min_agreement": 0.9,
+        "exclude_flagged": True,
+    }
+
+    def assert_form_kept() -> None:
+        assert page.input_value("#export_format") == "pairs"
+        assert page.input_value("#file_format") == "jsonl.gz"
+        assert page.input_value("input[name=min_agreement]") == "0.9"
+        assert page.is_checked("input[name=exclude_flagged]")
+        assert not page.is_checked("input[name=consensus_only]")
+        chosen = page.eval_on_selector(
+            "select[name=labelers]", "s => Array.from(s.selectedOptions).map(o => o.value)"
+        )
+        assert sorted(chosen) == sorted([str(alice.pk), str(bob.pk)])
+        wait_for_rows(" 24 rows")
+
+    assert_form_kept()
+    page.screenshot(path=str(artifacts / "dashboard-exports-kept.png"), full_page=True)
+    page.reload()
+    assert_form_kept()
