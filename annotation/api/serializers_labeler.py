@@ -20,6 +20,13 @@ class ProjectWorkSerializer(serializers.Serializer):
     name = serializers.CharField(source="project.name")
     demonstrate = serializers.IntegerField(help_text="Demonstrate tasks this labeler could take now.")
     rank = serializers.IntegerField(help_text="Rank tasks this labeler could take now.")
+    rank_generating = serializers.IntegerField(
+        help_text="More rank tasks for this labeler whose answers the model is writing now."
+    )
+    generation_seconds = serializers.FloatField(
+        allow_null=True,
+        help_text="About how long one prompt's answers take to write, in seconds; null when none are being written.",
+    )
 
 
 class HeldTaskSerializer(serializers.Serializer):
@@ -52,6 +59,7 @@ class TaskPromptSerializer(serializers.Serializer):
 class TaskCandidateSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     text = serializers.CharField()
+    cut_off = serializers.BooleanField(help_text="The answer stopped at the token limit, not where it ended.")
 
 
 class FlagSerializer(serializers.Serializer):

@@ -138,6 +138,7 @@ def render_rankings(batch: SourceBatch) -> list[dict[str, Any]]:
                     # Free-form JSON becomes a string so every row has the same columns.
                     "sampling_params": json.dumps(c["sampling_params"], sort_keys=True),
                     "seed": c["seed"],
+                    "finish_reason": c["finish_reason"],
                     "demonstration_id": c["demonstration_id"],
                 }
             )

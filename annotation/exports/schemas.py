@@ -40,6 +40,7 @@ _CANDIDATE = pa.struct(
         ("model_name", pa.string()),
         ("sampling_params", pa.string()),
         ("seed", pa.int64()),
+        ("finish_reason", pa.string()),
         ("demonstration_id", pa.int64()),
     ]
 )

@@ -298,7 +298,15 @@ def ranking_batches(*, project_id: int, filters: ExportFilters) -> Iterator[Sour
         candidates = {
             row["id"]: row
             for row in Candidate.objects.filter(pk__in=candidate_ids).values(
-                "id", "text", "source", "backend", "model_name", "sampling_params", "seed", "demonstration_id"
+                "id",
+                "text",
+                "source",
+                "backend",
+                "model_name",
+                "sampling_params",
+                "seed",
+                "finish_reason",
+                "demonstration_id",
             )
         }
         names.load({r["labeler_id"] for group in chunk for r in group})

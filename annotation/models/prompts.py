@@ -100,6 +100,10 @@ class Demonstration(models.Model):
         return f"Demonstration {self.pk} on prompt {self.prompt_id}"
 
 
+# OpenAI's and llama.cpp's finish reason for an answer that ran into max_tokens.
+FINISH_REASON_LENGTH = "length"
+
+
 class CandidateSource(models.TextChoices):
     MODEL = "model", "Model sample"
     DEMONSTRATION = "demonstration", "Labeler demonstration"
@@ -121,6 +125,9 @@ class Candidate(models.Model):
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     generation_seconds = models.FloatField(null=True, blank=True)
+    # Why the model stopped: "length" means it hit max_tokens, so the answer is cut off (labelers
+    # see it marked); "stop" that it ended by itself; empty when unknown (imports, demonstrations).
+    finish_reason = models.CharField(max_length=20, blank=True)
     demonstration = models.OneToOneField(
         Demonstration, null=True, blank=True, on_delete=models.SET_NULL, related_name="candidate"
     )
@@ -136,3 +143,7 @@ class Candidate(models.Model):
 
     def __str__(self) -> str:
         return f"Candidate {self.pk} on prompt {self.prompt_id}"
+
+    @property
+    def cut_off(self) -> bool:
+        return self.finish_reason == FINISH_REASON_LENGTH

@@ -16,6 +16,7 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet,
 from django.db.models.functions import Coalesce
 
 from annotation.models import Assignment, Candidate, Demonstration, Membership, Project, Prompt, Ranking
+from annotation.models.prompts import CandidateSource
 from annotation.models.rankings import RankingSource
 
 # Longer than a generation job with all its retries normally takes; after this a queued prompt
@@ -30,6 +31,9 @@ PROMPTS_PER_MEMBER = 2
 # A member who took a task this recently is working now: keep rankable work ready for them.
 LABELER_ACTIVE_WINDOW = timedelta(hours=2)
 MIN_LOW_WATER_MARK = 4
+# Recent samples behind the "about N s" a waiting labeler is shown: enough to smooth out one long
+# answer, few enough to follow a change of model or max_tokens.
+RECENT_SAMPLES_FOR_ESTIMATE = 40
 
 
 def _per_prompt_count(rows: QuerySet) -> Coalesce:
@@ -139,3 +143,16 @@ def labelers_active(*, project: Project, now: datetime) -> QuerySet:
         .filter(Exists(recent))
         .order_by("id")
     )
+
+
+def generation_seconds_per_prompt(*, project: Project) -> float | None:
+    """About how long the backend takes to write one prompt's K answers (seconds), from the mean of
+    the project's last RECENT_SAMPLES_FOR_ESTIMATE model samples; None before the first sample."""
+    recent = list(
+        Candidate.objects.filter(
+            prompt__project=project, source=CandidateSource.MODEL, generation_seconds__isnull=False
+        )
+        .order_by("-pk")
+        .values_list("generation_seconds", flat=True)[:RECENT_SAMPLES_FOR_ESTIMATE]
+    )
+    return sum(recent) / len(recent) * project.k if recent else None

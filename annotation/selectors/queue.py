@@ -18,8 +18,10 @@ from django.utils import timezone
 
 from annotation.models import Assignment, Candidate, Demonstration, Project, Prompt, Ranking
 from annotation.models.assignments import AssignmentStatus, TaskKind
+from annotation.models.prompts import FINISH_REASON_LENGTH
 from annotation.models.rankings import FLAG_CHOICES, RankingSource
 from annotation.permissions import projects_for_labeler
+from annotation.selectors.candidates import QUEUED_STALE_AFTER, generation_seconds_per_prompt
 from annotation.selectors.projects import guidelines_html
 from annotation.sql.requests import candidate_texts
 
@@ -96,11 +98,14 @@ def prompts_needing_work(
 
 
 def work_available(*, labeler: User, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Per project the labeler may work in: how many demonstrate and rank tasks they could take now."""
+    """Per project the labeler may work in: how many demonstrate and rank tasks they could take now,
+    and, so that nobody stares at a zero, how many more rank tasks for them the model is writing now
+    (`rank_generating`) with about how long one prompt's answers take (`generation_seconds`, None
+    when nothing is being written or nothing has been yet)."""
     now = now or timezone.now()
     rows = []
     for project in projects_for_labeler(user=labeler):
-        counts = {
+        counts: dict[str, Any] = {
             kind: (
                 prompts_needing_work(project=project, labeler=labeler, kind=kind, now=now).count()
                 if slot_capacity(project=project, kind=kind) > 0
@@ -108,6 +113,18 @@ def work_available(*, labeler: User, now: datetime | None = None) -> list[dict[s
             )
             for kind in KINDS
         }
+        counts["rank_generating"] = (
+            prompts_needing_work(
+                project=project, labeler=labeler, kind=TaskKind.RANK, now=now, candidates_ready=False
+            )
+            .filter(ready__lt=project.k, generation_queued_at__gte=now - QUEUED_STALE_AFTER)
+            .count()
+            if project.rankings_per_prompt > 0
+            else 0
+        )
+        counts["generation_seconds"] = (
+            generation_seconds_per_prompt(project=project) if counts["rank_generating"] else None
+        )
         rows.append({"project": project, **counts})
     return rows
 
@@ -139,13 +156,18 @@ def live_assignments_for_labeler(*, labeler: User, now: datetime | None = None) 
 def assignment_task_data(*, assignment: Assignment) -> dict[str, Any]:
     """Everything a labeler needs to do one task, and nothing about models or other labelers.
 
-    Candidates come in the assignment's shown order, as id and text only.
+    Candidates come in the assignment's shown order, as id, text and whether the text was cut off
+    at the token limit (visible in the text itself; marking it spares the labeler a guess).
     """
     project, prompt = assignment.project, assignment.prompt
     candidates: list[dict[str, Any]] = []
     if assignment.kind == TaskKind.RANK:
         texts = candidate_texts(candidate_ids=assignment.shown_order)
-        candidates = [{"id": pk, "text": texts[pk]} for pk in assignment.shown_order if pk in texts]
+        candidates = [
+            {"id": pk, "text": texts[pk][0], "cut_off": texts[pk][1] == FINISH_REASON_LENGTH}
+            for pk in assignment.shown_order
+            if pk in texts
+        ]
     return {
         "id": assignment.pk,
         "kind": assignment.kind,

@@ -74,6 +74,7 @@ class CandidateDraft:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     generation_seconds: float | None = None
+    finish_reason: str = ""
     demonstration_id: int | None = None
 
 
@@ -152,6 +153,7 @@ def candidates_generate(*, prompt_id: int, backend: GenerationBackend | None = N
                         prompt_tokens=completion.prompt_tokens,
                         completion_tokens=completion.completion_tokens,
                         generation_seconds=round(completion.seconds, 4),
+                        finish_reason=completion.finish_reason[:20],
                     )
                 )
 

@@ -29,7 +29,7 @@ Everything else reads and writes through the ORM. What is here, and why:
   idempotency key unused elsewhere, no work of theirs on the prompt yet), in one round trip.
 - `ranking_children_insert`: a ranking's items and comparisons, one multi-row INSERT each.
 - `assignment_submitted_update`: the one-row update that marks a task submitted.
-- `candidate_texts`: the texts of the candidates a rank task shows.
+- `candidate_texts`: the texts of the candidates a rank task shows, and whether each was cut off.
 
 Why these and not the ORM: each was measured with bench/queue_load.py, which compares lease
 latency and server CPU per request. Building and compiling an ORM query costs several times the

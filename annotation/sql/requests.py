@@ -142,11 +142,13 @@ def ranking_children_insert(
     )
 
 
-def candidate_texts(*, candidate_ids: Sequence[int]) -> dict[int, str]:
-    """{id: text} of the given candidates."""
+def candidate_texts(*, candidate_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """{id: (text, finish_reason)} of the given candidates."""
     if not candidate_ids:
         return {}
     placeholders = ", ".join(["%s"] * len(candidate_ids))
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT id, text FROM {_C} WHERE id IN ({placeholders})", list(candidate_ids))
-        return dict(cursor.fetchall())
+        cursor.execute(
+            f"SELECT id, text, finish_reason FROM {_C} WHERE id IN ({placeholders})", list(candidate_ids)
+        )
+        return {pk: (text, finish_reason) for pk, text, finish_reason in cursor.fetchall()}

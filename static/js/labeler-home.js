@@ -26,6 +26,14 @@
 
   // ---- refresh ---------------------------------------------------------------------------------
   const REFRESH_MS = window.labelerHomeRefreshMs || 15000;
+  // The same words as the server-rendered page (templates/labeler/home.html).
+  function comingText(project) {
+    const n = project.rank_generating;
+    if (!n) return "";
+    let text = `${n} more to rank ${n === 1 ? "is" : "are"} being written by the model`;
+    if (project.generation_seconds) text += `, about ${Math.round(project.generation_seconds)} s per prompt`;
+    return text + `; this page offers ${n === 1 ? "it" : "them"} by itself.`;
+  }
   async function refresh() {
     if (document.visibilityState !== "visible") return;
     let data;
@@ -42,6 +50,7 @@
         row.querySelector(`button.start[data-kind=${kind}]`).disabled = !project[kind];
       }
       row.querySelector("button.start[data-kind=any]").disabled = !(project.rank || project.demonstrate);
+      row.querySelector("[data-coming]").textContent = comingText(project);
     }
   }
   setInterval(refresh, REFRESH_MS);

@@ -102,6 +102,13 @@
     text.className = "candidate-text";
     showFormatted(text, candidate, typeof candidate.html === "string");
     card.append(header, text);
+    if (candidate.cut_off) {
+      // Said in words, so the labeler judges what is there rather than guessing why it stops.
+      const note = document.createElement("p");
+      note.className = "cut-off-note";
+      note.textContent = "Cut off: this answer reached the length limit and stops mid-way.";
+      card.append(note);
+    }
     if (typeof candidate.html === "string") {
       const view = button("Raw text", "view", "Show the answer as the model wrote it, or formatted");
       view.tabIndex = 0;

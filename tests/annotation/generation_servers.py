@@ -28,6 +28,7 @@ class Reply:
     text: str | None = None  # on 200: the answer; None gives a fresh distinct answer per request
     body: str | None = None  # raw body instead of a completion
     headers: dict[str, str] = field(default_factory=dict)
+    finish_reason: str = "stop"
 
 
 class ScriptedServer:
@@ -81,7 +82,10 @@ class ScriptedServer:
                     body = json.dumps(
                         {
                             "choices": [
-                                {"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                                {
+                                    "message": {"role": "assistant", "content": text},
+                                    "finish_reason": reply.finish_reason,
+                                }
                             ],
                             "usage": {"prompt_tokens": 7, "completion_tokens": 3},
                         }

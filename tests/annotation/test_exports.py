@@ -12,7 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from annotation.models import Comparison, Membership, Ranking
+from annotation.models import Candidate, Comparison, Membership, Ranking
 from annotation.models.projects import Role
 from annotation.services.exports import export_request_validate, export_stream
 from config.errors import ValidationFailed
@@ -125,6 +125,9 @@ def test_rankings_full(data, project):
     assert [c["id"] for c in second["candidates"]] == ids
     assert second["candidates"][0]["model_name"] == "gemma-test"
     assert json.loads(second["candidates"][0]["sampling_params"]) == {"temperature": 0.9}
+    Candidate.objects.filter(pk=ids[3]).update(finish_reason="length")
+    reasons = [c["finish_reason"] for c in export_rows(project, "rankings")[1]["candidates"]]
+    assert reasons == ["", "", "", "length"]
     assert [r["labeler"] for r in second["rankings"]] == ["alice", "bob"]
     assert second["rankings"][1]["order"] == [[ids[1]], [ids[0]], [ids[2]], [ids[3]]]
     assert second["rankings"][0]["items"][0] == {"candidate_id": ids[0], "rank": 0, "rating": 7, "flags": []}

@@ -40,6 +40,7 @@ def test_task_fills_a_prompt_with_k_real_candidates_then_does_nothing(project, m
         assert candidate.sampling_params["prompt_format"] == "question-answer-v1"
         assert candidate.seed and candidate.prompt_tokens and candidate.completion_tokens
         assert candidate.generation_seconds > 0
+        assert candidate.finish_reason in {"stop", "length"}
     assert len({c.seed for c in candidates}) == project.k
     prompt.refresh_from_db()
     assert prompt.generation_queued_at is None and prompt.generation_error == ""
@@ -60,6 +61,18 @@ def test_a_partly_filled_prompt_gets_only_what_is_missing(http_project, make_pro
     assert len(scripted_server.requests) == 3
     texts = set(prompt.candidates.values_list("text", flat=True))
     assert texts == {"An imported answer.", "Answer number 1.", "Answer number 2.", "Answer number 3."}
+
+
+def test_an_answer_cut_off_at_the_token_limit_is_stored_as_such(http_project, make_prompts, scripted_server):
+    [prompt] = make_prompts(http_project, 1)
+    scripted_server.script = [Reply(text="Cut off mid", finish_reason="length")]
+
+    services.candidates_generate(prompt_id=prompt.pk)
+
+    reasons = dict(prompt.candidates.values_list("text", "finish_reason"))
+    assert reasons.pop("Cut off mid") == "length"
+    assert set(reasons.values()) == {"stop"} and len(reasons) == http_project.k - 1
+    assert [c.cut_off for c in prompt.candidates.order_by("pk")] == [True] + [False] * (http_project.k - 1)
 
 
 def test_duplicates_are_resampled_a_bounded_number_of_times(http_project, make_prompts, scripted_server):

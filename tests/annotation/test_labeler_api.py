@@ -8,7 +8,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from annotation.models import Assignment, Comparison, Demonstration, Ranking, RankingItem
+from annotation.models import Assignment, Candidate, Comparison, Demonstration, Ranking, RankingItem
 from annotation.models.assignments import AssignmentStatus
 from tests.annotation.queue_helpers import candidates_add
 
@@ -34,7 +34,22 @@ def test_task_hides_provenance_and_other_labelers(rank_setup):
     _client, task = rank_setup
     text = json.dumps(task)
     assert "secret-model-name-7b" not in text and "embedded" not in text and "seed" not in text
-    assert [set(c) for c in task["candidates"]] == [{"id", "text"}] * 4
+    assert [set(c) for c in task["candidates"]] == [{"id", "text", "cut_off"}] * 4
+    assert [c["cut_off"] for c in task["candidates"]] == [False] * 4
+
+
+def test_task_marks_an_answer_cut_off_at_the_token_limit(project, labeler, make_prompts):
+    (prompt,) = make_prompts(project, 1)
+    candidates = candidates_add(prompt, 4)
+    Candidate.objects.filter(pk=candidates[1].pk).update(finish_reason="length")
+    Candidate.objects.filter(pk=candidates[2].pk).update(finish_reason="stop")
+    client = APIClient()
+    client.force_authenticate(labeler)
+
+    task = client.post("/api/labeler/assignments/lease/", {"kind": "rank"}, format="json").json()
+
+    cut_off = {c["id"]: c["cut_off"] for c in task["candidates"]}
+    assert cut_off == {c.pk: c.pk == candidates[1].pk for c in candidates}
     assert {"key": "hallucination", "label": "Hallucination (makes up facts)"} in task["flags"]
 
 

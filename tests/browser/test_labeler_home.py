@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
+from annotation.models import Prompt
 from tests.annotation.queue_helpers import candidates_add
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -13,13 +15,17 @@ def test_rank_is_enabled_by_itself_when_answers_to_rank_appear(
     page, live_server, login, labeler, project, make_prompts
 ):
     (prompt,) = make_prompts(project, 1)
+    Prompt.objects.filter(pk=prompt.pk).update(generation_queued_at=timezone.now())  # a worker on it
     page.add_init_script("window.labelerHomeRefreshMs = 300")  # the page's 15 s, shortened for the test
     login(page, labeler)
     rank = page.locator("button.start[data-kind=rank]")
     assert rank.is_disabled() and page.locator("[data-count=rank]").inner_text() == "0"
-    candidates_add(prompt, project.k)  # a worker finished generating while the page was open
+    assert "1 more to rank is being written by the model" in page.locator("[data-coming]").inner_text()
+    candidates_add(prompt, project.k)  # the worker finished generating while the page was open
+    Prompt.objects.filter(pk=prompt.pk).update(generation_queued_at=None)
     page.wait_for_selector("button.start[data-kind=rank]:not([disabled])", timeout=5000)
     assert page.locator("[data-count=rank]").inner_text() == "1"
+    assert page.locator("[data-coming]").inner_text() == ""
     rank.click()
     page.wait_for_selector("article.candidate")
 

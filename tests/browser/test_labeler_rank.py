@@ -240,3 +240,22 @@ def test_submitting_without_ratings_unless_the_project_requires_them(
     page.click("#submit")
     assert "Rate every answer" in page.inner_text("#form-error")
     assert Ranking.objects.filter(labeler=labeler).count() == 1
+
+
+def test_an_answer_cut_off_at_the_token_limit_is_marked_and_only_that_one(
+    page, live_server, login, labeler, rank_project, artifacts
+):
+    for candidate in Candidate.objects.filter(prompt__project=rank_project):
+        candidate.finish_reason = "stop"
+        candidate.save(update_fields=["finish_reason"])
+    cut = Candidate.objects.filter(prompt__project=rank_project).order_by("pk")
+    for candidate in (cut[0], cut[4]):  # one on each prompt, whichever the labeler is served
+        candidate.finish_reason = "length"
+        candidate.save(update_fields=["finish_reason"])
+
+    assignment = _open_rank_task(page, login, labeler)
+
+    [cut_id] = [pk for pk in assignment.shown_order if pk in (cut[0].pk, cut[4].pk)]
+    assert "length limit" in _card(page, cut_id).locator(".cut-off-note").inner_text()
+    assert page.locator(".cut-off-note").count() == 1
+    page.screenshot(path=str(artifacts / "rank-cut-off.png"), full_page=True)
