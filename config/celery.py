@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 
 from celery import Celery
 from celery.schedules import crontab
+from celery.signals import worker_process_init, worker_shutting_down
+from celery.worker import state as worker_state
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -73,3 +78,46 @@ def task_send(name: str, *args: object, **options: object) -> None:
     if name not in app.tasks:
         app.loader.import_default_modules()
     app.tasks[name].apply_async(args=args, **options)  # type: ignore[arg-type]
+
+
+@worker_process_init.connect
+def pool_process_leave_the_workers_group(**_: object) -> None:
+    """Move this prefork pool process into a process group of its own.
+
+    A supervisor that stops a program by signalling its whole process group (honcho, which
+    `make run` uses, sends SIGTERM with killpg) would otherwise reach the pool processes too: they
+    die at once instead of finishing their task, and the main process logs each as lost. Stopping
+    is the main process's job (a warm shutdown that closes the pool), so only it must get the
+    signal. A pool process still dies with its main process, even by SIGKILL: Celery sets
+    PR_SET_PDEATHSIG in each one.
+    """
+    os.setpgid(0, 0)
+
+
+# On a warm shutdown (SIGTERM from honcho under `make run`, or `docker stop`) a task in flight gets
+# this long to finish. Then the worker shuts down cold, which hands the task back to the queue
+# (acks late, rejected when its worker is lost) for a worker to run again: generation and training
+# take minutes, far longer than anyone waits after Ctrl-C, or docker before it kills.
+WARM_SHUTDOWN_SECONDS = 5.0
+_warm_shutdown_watch: threading.Thread | None = None
+
+
+def _cold_shutdown_once_past_the_bound() -> None:
+    time.sleep(WARM_SHUTDOWN_SECONDS)
+    # An idle worker may still be closing its pool and broker connection: nothing to cut short.
+    while not worker_state.active_requests:
+        time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGQUIT)  # Celery's cold shutdown: running tasks go back to the queue
+
+
+@worker_shutting_down.connect
+def worker_bound_the_warm_shutdown(how: str, **_: object) -> None:
+    """Turn a warm shutdown into a cold one once WARM_SHUTDOWN_SECONDS have passed with tasks running.
+
+    Sent in the worker's main process, from its signal handler (a second SIGTERM changes nothing).
+    """
+    global _warm_shutdown_watch
+    if how != "Warm" or _warm_shutdown_watch is not None:
+        return
+    _warm_shutdown_watch = threading.Thread(target=_cold_shutdown_once_past_the_bound, daemon=True)
+    _warm_shutdown_watch.start()
