@@ -18,6 +18,7 @@ from annotation.admin.projects import ProjectAdmin, ProjectAdminForm
 from annotation.models import Project
 from config.errors import DomainError, ValidationFailed
 from rewards.models import CandidateScore, RewardModel, RewardModelTrigger
+from rewards.selectors.reward_models import reward_model_validation_size
 from rewards.services.imports import preferences_import
 from rewards.services.runs import (
     reward_model_activate,
@@ -276,8 +277,10 @@ class RewardModelAdmin(admin.ModelAdmin):
     def validation_accuracy_display(self, reward_model: RewardModel) -> str:
         if reward_model.validation_accuracy is None:
             return "-"
-        pairs = (reward_model.metrics or {}).get("validation_pairs")
-        suffix = f" of {pairs} pairs" if pairs else ""
+        size = reward_model_validation_size(reward_model=reward_model)
+        suffix = f" of {size['validation_pairs']} pairs" if size["validation_pairs"] else ""
+        if suffix and size["validation_prompts"]:
+            suffix += f" from {size['validation_prompts']} prompts"
         return f"{reward_model.validation_accuracy * 100:.1f}%{suffix}"
 
     @admin.display(description="Metrics per epoch")

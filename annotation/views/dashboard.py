@@ -24,6 +24,7 @@ from annotation.models.projects import Role
 from annotation.permissions import can_administer, project_for_role, projects_for_role
 from annotation.rendering import answer_safe_html
 from annotation.selectors.exports import export_job_file, export_job_get_for_admin, export_jobs_for_project
+from annotation.selectors.overview import project_overviews
 from annotation.selectors.prompt_review import prompt_review_get
 from annotation.services.exports import export_job_create, export_request_validate
 from config.errors import DomainError, Forbidden, NotFound
@@ -78,8 +79,14 @@ def _optional_url(name: str, **kwargs) -> str | None:
 @require_GET
 @login_required
 def dashboard_home(request: HttpRequest) -> HttpResponse:
+    """Every project the user reviews, with its figures at a glance and links into its pages."""
     projects = projects_for_role(user=request.user, minimum=Role.REVIEWER).order_by("name")
-    return render(request, "dashboard/home.html", {"projects": projects})
+    home_config = {"urls": {"active_reward_models": _optional_url("reward-model-active-list")}}
+    return render(
+        request,
+        "dashboard/home.html",
+        {"overviews": project_overviews(projects=projects), "home_config": home_config},
+    )
 
 
 @require_GET

@@ -3,6 +3,8 @@ per-prompt page with every ranking side by side, on data made by the ranking ser
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from annotation.models import Comparison, Membership, Project, Ranking
@@ -267,3 +269,102 @@ def test_refused_export_job_keeps_the_choices_on_the_form(ranked, project, clien
     page = response.content.decode()
     assert "min_agreement and consensus_only apply to rankings" in page
     assert 'name="consensus_only" checked' in page and 'value="2020-01-01"' in page
+
+
+# --- The dashboard home -----------------------------------------------------------------------
+
+
+def test_home_gives_each_project_its_figures(
+    ranked, project, labeler, other_labeler, reviewer, client, django_user_model
+):
+    from annotation.services.prompts import prompt_create
+
+    ranked_prompt(project, 2, [labeler], [AGREE])  # one ranking of the two asked for
+    prompt_create(project=project, turns=[{"role": "user", "content": "Untouched?"}])
+    (first, _), _ = ranked
+    from annotation.services.submissions import prompt_done_counts_reconcile
+    from tests.annotation.export_data import demonstration_make
+
+    demonstration_make(first, labeler, "Written by hand.")
+    prompt_done_counts_reconcile()  # the periodic repair brings the done counts up to date
+    old = Ranking.objects.filter(prompt__project=project).order_by("id").first()
+    Ranking.objects.filter(pk=old.pk).update(created_at=old.created_at - timedelta(days=3))
+    hidden = Project.objects.create(name="Not reviewed by rita", k=4, rankings_per_prompt=1)
+
+    client.force_login(reviewer)
+    response = client.get("/dashboard/")
+    assert response.status_code == 200
+    [row] = response.context["overviews"]
+    assert row["project"] == project
+    assert (row["prompts"], row["rank_done"], row["rank_started"]) == (4, 2, 1)
+    assert (row["demonstrate_done"], row["demonstrate_started"]) == (1, 0)
+    assert (row["rankings_today"], row["rankings_week"]) == (4, 5)
+    assert row["active_labelers"] == 2
+    assert row["agreement"] == pytest.approx(11 / 12)  # 6/6 and 5/6; the prompt ranked once adds none
+    page = response.content.decode()
+    assert f'href="/dashboard/projects/{project.pk}/"' in page
+    assert f'href="/dashboard/projects/{project.pk}/exports/"' in page
+    assert "92%" in page and hidden.name not in page
+
+
+def test_home_reads_a_fixed_number_of_queries_however_many_projects(
+    admin_user, labeler, other_labeler, client, django_assert_num_queries
+):
+    def make(index: int) -> None:
+        project = Project.objects.create(name=f"Project {index}", k=4, rankings_per_prompt=2)
+        ranked_prompt(project, index, [labeler, other_labeler], [AGREE, SWAP])
+
+    make(0)
+    client.force_login(admin_user)
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as one_project:
+        client.get("/dashboard/")
+    for index in range(1, 5):
+        make(index)
+    with django_assert_num_queries(len(one_project.captured_queries)):
+        response = client.get("/dashboard/")
+    assert len(response.context["overviews"]) == 5
+
+
+def test_active_reward_models_lists_only_what_the_user_reviews(
+    ranked, project, reviewer, labeler, api_client
+):
+    from rewards.models import RewardModel
+
+    RewardModel.objects.create(project=project, version=1, status="succeeded", trigger="admin")
+    RewardModel.objects.create(
+        project=project,
+        version=2,
+        status="succeeded",
+        trigger="admin",
+        is_active=True,
+        validation_accuracy=0.71,
+        metrics={"validation_pairs": 40, "validation_prompts": 7},
+    )
+    elsewhere = Project.objects.create(name="Elsewhere", k=4, rankings_per_prompt=2)
+    RewardModel.objects.create(
+        project=elsewhere, version=1, status="succeeded", trigger="admin", is_active=True
+    )
+    api_client.force_authenticate(reviewer)
+    [model] = api_client.get("/api/reward-models/active/").json()["results"]
+    assert (model["project"], model["version"], model["validation_accuracy"]) == (project.pk, 2, 0.71)
+    assert (model["validation_pairs"], model["validation_prompts"]) == (40, 7)
+    api_client.force_authenticate(labeler)  # labelers review nothing
+    assert api_client.get("/api/reward-models/active/").json()["results"] == []
+
+
+def test_admin_validation_accuracy_carries_its_sample(ranked, project, admin_user, client):
+    from rewards.models import RewardModel
+
+    RewardModel.objects.create(
+        project=project,
+        version=1,
+        status="succeeded",
+        trigger="admin",
+        validation_accuracy=0.7,
+        metrics={"validation_pairs": 30, "validation_prompts": 5},
+    )
+    client.force_login(admin_user)
+    assert "70.0% of 30 pairs from 5 prompts" in client.get("/admin/rewards/rewardmodel/").content.decode()

@@ -289,3 +289,24 @@ def test_export_form_previews_rows_and_keeps_its_filters_through_a_job(
     page.screenshot(path=str(artifacts / "dashboard-exports-kept.png"), full_page=True)
     page.reload()
     assert_form_kept()
+
+
+def test_home_is_an_overview_of_each_project(page, live_server, login, dashboard_project, artifacts):
+    from rewards.models import RewardModel
+
+    project, boss = dashboard_project
+    RewardModel.objects.filter(project=project, version=2).update(
+        is_active=True, metrics={"validation_pairs": 24, "validation_prompts": 2}
+    )
+    login(page, boss, "/dashboard/")
+    row = page.locator(f"#project-overview tr[data-project-id='{project.pk}']")
+    page.wait_for_function("!document.querySelector('td.reward-model').textContent.includes('…')")
+    assert row.locator("td.reward-model").inner_text() == "v2: 68% on 24 held-out pairs of 2 prompts"
+    assert row.locator("td.prompts").inner_text() == "4"
+    assert row.locator("td.ranked").inner_text().startswith("4 · 0")  # every prompt has its 2 rankings
+    assert row.locator("td.pace").inner_text() == "8 · 8"
+    assert row.locator("td.active").inner_text() == "2"
+    assert row.locator("td.agreement").inner_text().startswith("92%")
+    page.screenshot(path=str(artifacts / "dashboard-home.png"), full_page=True)
+    row.locator("td.name a").click()
+    page.wait_for_url(f"{live_server.url}/dashboard/projects/{project.pk}/")
