@@ -368,3 +368,32 @@ def test_admin_validation_accuracy_carries_its_sample(ranked, project, admin_use
     )
     client.force_login(admin_user)
     assert "70.0% of 30 pairs from 5 prompts" in client.get("/admin/rewards/rewardmodel/").content.decode()
+
+
+def test_admin_assignment_shows_the_answers_in_the_order_shown(project, labeler, admin_user, client):
+    from annotation.services.assignments import assignment_lease
+    from annotation.services.prompts import prompt_create
+
+    prompt = prompt_create(project=project, turns=[{"role": "user", "content": "Pick one?"}])
+    for n in range(project.k):
+        candidate_make(prompt, f"Shown answer {n}")
+    assignment, _ = assignment_lease(labeler=labeler, kind="rank", project_id=project.pk)
+    assert assignment is not None and assignment.shown_order
+    client.force_login(admin_user)
+    page = client.get(f"/admin/annotation/assignment/{assignment.pk}/change/").content.decode()
+    positions = [page.index(f"Shown answer {n}") for n in range(project.k)]
+    texts = dict(prompt.candidates.values_list("pk", "text"))
+    shown = [texts[candidate_id] for candidate_id in assignment.shown_order]
+    assert [page.index(text) for text in shown] == sorted(positions)  # in the order the labeler saw
+
+
+def test_prompt_page_of_an_unranked_prompt(project, reviewer, client):
+    from annotation.services.prompts import prompt_create
+
+    prompt = prompt_create(project=project, turns=[{"role": "user", "content": "Nobody ranked me?"}])
+    candidate_make(prompt, "A lonely answer.")
+    client.force_login(reviewer)
+    response = client.get(_prompt_url(project, prompt))
+    assert response.status_code == 200
+    assert "A lonely answer." in response.content.decode()
+    assert response.context["review"].candidates[0].consensus_rank is None
