@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from annotation.models import Membership, Project
@@ -31,10 +32,27 @@ DEMO_USERS = [
 
 
 class Command(BaseCommand):
-    help = "Create the demo project with its prompts, an admin and two labelers (safe to run again)."
+    help = (
+        "Create the demo project with its prompts, an admin and two labelers (safe to run again). "
+        "Only with DEBUG on or --allow-production; existing users are never changed."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--allow-production",
+            action="store_true",
+            help="Run even with DEBUG off: creates a superuser 'admin' with a published password.",
+        )
 
     @transaction.atomic
     def handle(self, *args, **options) -> None:
+        # The demo admin's password is printed in the README: on a production database it is a
+        # superuser anyone can log in as, so it takes an explicit flag there.
+        if not settings.DEBUG and not options["allow_production"]:
+            raise CommandError(
+                "seed_demo creates accounts with published passwords; it runs only with DEBUG on "
+                "(or pass --allow-production to accept that)."
+            )
         project, created = Project.objects.get_or_create(
             name=DEMO_PROJECT,
             defaults={
@@ -54,18 +72,29 @@ class Command(BaseCommand):
         if not report.ok:  # the packaged file is checked by the tests; this guards against edits
             raise RuntimeError(f"demo prompts are invalid: {report.errors}")
         User = get_user_model()
+        made: list[tuple[str, str, str]] = []
+        kept: list[str] = []
         for username, password, role, is_staff in DEMO_USERS:
-            user, _ = User.objects.get_or_create(
-                username=username, defaults={"email": f"{username}@example.com"}
-            )
+            # Create only: an existing account (perhaps a real one named "admin") keeps its password,
+            # its flags and its memberships.
+            if User.objects.filter(username=username).exists():
+                kept.append(username)
+                continue
+            user = User(username=username, email=f"{username}@example.com")
             user.is_staff = is_staff
             user.is_superuser = is_staff
             user.set_password(password)
             user.save()
-            Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
+            Membership.objects.get_or_create(project=project, user=user, defaults={"role": role})
+            made.append((username, password, role))
         verb = "created" if created else "updated"
         self.stdout.write(
-            f"Demo project {verb}: {project.name!r} ({project.prompts.count()} prompts, {report.imported} new)\n"
-            "Log in at http://127.0.0.1:8000/ with:\n"
-            + "".join(f"  {role:<8} {username} / {password}\n" for username, password, role, _ in DEMO_USERS)
+            f"Demo project {verb}: {project.name!r} ({project.prompts.count()} prompts, {report.imported} new)"
         )
+        if made:
+            self.stdout.write(
+                "Log in at http://127.0.0.1:8000/ with:\n"
+                + "".join(f"  {role:<8} {username} / {password}\n" for username, password, role in made)
+            )
+        if kept:
+            self.stdout.write(f"Existing users left unchanged: {', '.join(kept)}")
