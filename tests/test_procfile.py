@@ -22,8 +22,10 @@ VENV_BIN = Path(sys.executable).parent
 SERVICE_VARIABLES = ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "CELERY_BEAT_SCHEDULE_FILE", "DEBUG")
 # make passes these to a make it runs; this one is not a sub-make of the suite's.
 MAKE_VARIABLES = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
-# honcho SIGKILLs what is left STOP_GRACE_SECONDS (bin/run.py) after the first process stopped.
-CTRL_C_SECONDS = 8
+# Half of honcho's grace before it SIGKILLs what is left (bin/run.py's STOP_GRACE_SECONDS, 20 s after
+# the first process stopped). Measured: 5 to 7.5 s, nearly all of it the idle worker's warm shutdown
+# on the filesystem broker, whose event loop and pool threads each poll every second or two.
+CTRL_C_SECONDS = 10
 # Run in a new session with the terminal on fd 0, this opens it, which makes it the session's
 # controlling terminal, then becomes the command: make, in the terminal's foreground group.
 IN_A_TERMINAL = (
