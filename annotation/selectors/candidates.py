@@ -148,11 +148,13 @@ def labelers_active(*, project: Project, now: datetime) -> QuerySet:
 def generation_seconds_per_prompt(*, project: Project) -> float | None:
     """About how long the backend takes to write one prompt's K answers (seconds), from the mean of
     the project's last RECENT_SAMPLES_FOR_ESTIMATE model samples; None before the first sample."""
-    recent = list(
-        Candidate.objects.filter(
+    recent = [
+        seconds
+        for seconds in Candidate.objects.filter(
             prompt__project=project, source=CandidateSource.MODEL, generation_seconds__isnull=False
         )
         .order_by("-pk")
         .values_list("generation_seconds", flat=True)[:RECENT_SAMPLES_FOR_ESTIMATE]
-    )
+        if seconds is not None
+    ]
     return sum(recent) / len(recent) * project.k if recent else None

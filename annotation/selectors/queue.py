@@ -117,7 +117,7 @@ def work_available(*, labeler: User, now: datetime | None = None) -> list[dict[s
             prompts_needing_work(
                 project=project, labeler=labeler, kind=TaskKind.RANK, now=now, candidates_ready=False
             )
-            .filter(ready__lt=project.k, generation_queued_at__gte=now - QUEUED_STALE_AFTER)
+            .filter(Q(ready__lt=project.k), generation_queued_at__gte=now - QUEUED_STALE_AFTER)
             .count()
             if project.rankings_per_prompt > 0
             else 0

@@ -97,6 +97,7 @@ ENDPOINT_CLASS_BY_NAME: dict[str, str] = {
     "api-docs": "public_docs",
     "api-labeler-me": "labeler_self",
     "api-labeler-work": "labeler_self",
+    "api-labeler-history": "labeler_self",
     "api-labeler-lease": "labeler_self",
     "api-labeler-assignment": "labeler_own_assignment",
     "api-labeler-draft": "labeler_own_assignment",
