@@ -15,3 +15,8 @@ urlpatterns = [
     path("", include("annotation.urls")),
     path("", include("rewards.urls")),
 ]
+
+# Under /api/ these answer the API's JSON error shape; elsewhere Django's pages (config.middleware).
+handler400 = "config.middleware.handler400"
+handler404 = "config.middleware.handler404"
+handler500 = "config.middleware.handler500"
