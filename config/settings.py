@@ -245,6 +245,9 @@ GENERATION_HTTP_READ_TIMEOUT = _number("GENERATION_HTTP_READ_TIMEOUT", 120.0, mi
 GENERATION_HTTP_MAX_ATTEMPTS = _integer("GENERATION_HTTP_MAX_ATTEMPTS", 3, minimum=1)
 GENERATION_HTTP_BACKOFF_SECONDS = _number("GENERATION_HTTP_BACKOFF_SECONDS", 1.0, integer=False)
 GENERATION_HTTP_CONCURRENCY = _integer("GENERATION_HTTP_CONCURRENCY", 4, minimum=1)
+# Hosts the OpenAI-compatible backend may reach (annotation/generation/hosts.py): "*" is any public
+# host; loopback, private and link-local addresses only when their name, address or network is listed.
+GENERATION_ALLOWED_HOSTS = env.list("GENERATION_ALLOWED_HOSTS", default=["*"])
 REWARD_MODEL_ARTIFACT_DIR = Path(env.str("REWARD_MODEL_ARTIFACT_DIR", default=str(VAR_DIR / "reward_models")))
 # A training run whose worker has not reported for this long is marked failed (the worker died).
 REWARD_MODEL_STALE_SECONDS = _integer("REWARD_MODEL_STALE_SECONDS", 900, minimum=60)

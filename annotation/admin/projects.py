@@ -6,6 +6,8 @@ from its own admin module, so this app never imports it.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
@@ -15,8 +17,10 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from annotation.generation.base import GenerationFailed
 from annotation.models import Membership, Project
 from annotation.models.projects import GenerationBackend
+from annotation.services.generation import generation_base_url_check
 from annotation.services.prompts import prompts_import
 from config.errors import ValidationFailed
 
@@ -28,7 +32,11 @@ class ProjectAdminForm(forms.ModelForm):
     generation_api_key = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),
-        help_text="Leave empty to keep the stored key. Tick 'clear API key' to remove it.",
+        help_text=(
+            "Write-only. Leave empty to keep the stored key, unless the base URL's server (scheme, "
+            "host or port) changes: then the stored key is cleared, so that it is never sent to "
+            "another server. Tick 'clear API key' to remove it."
+        ),
     )
     clear_generation_api_key = forms.BooleanField(required=False, label="Clear API key")
 
@@ -52,19 +60,41 @@ class ProjectAdminForm(forms.ModelForm):
                 )
             if not cleaned.get("generation_model"):
                 self.add_error("generation_model", "An OpenAI-compatible backend needs the model name.")
+        if cleaned.get("generation_base_url") and "generation_base_url" not in self.errors:
+            # The worker would send requests (and the key) there from inside the deployment's network.
+            try:
+                generation_base_url_check(url=cleaned["generation_base_url"])
+            except GenerationFailed as error:
+                self.add_error("generation_base_url", error.message)
         return cleaned
 
     def save(self, commit: bool = True):
         project = super().save(commit=False)
         new_key = self.cleaned_data.get("generation_api_key")
+        self.key_cleared_for_new_server = False
         if self.cleaned_data.get("clear_generation_api_key"):
             project.generation_api_key = ""
         elif not new_key and self.instance.pk:
-            project.generation_api_key = Project.objects.get(pk=self.instance.pk).generation_api_key
+            stored = Project.objects.get(pk=self.instance.pk)
+            if _server(stored.generation_base_url) == _server(project.generation_base_url):
+                project.generation_api_key = stored.generation_api_key
+            else:  # a key given for one server is never sent to another
+                project.generation_api_key = ""
+                self.key_cleared_for_new_server = bool(stored.generation_api_key)
         if commit:
             project.save()
             self.save_m2m()
         return project
+
+
+def _server(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a base URL: what decides where its key would be sent."""
+    parts = urlsplit(url or "")
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        port = None
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
 
 
 class MembershipInline(admin.TabularInline):
@@ -137,6 +167,16 @@ class ProjectAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Project]:
         return super().get_queryset(request).annotate(prompt_total=Count("prompts", distinct=True))
+
+    def save_model(self, request: HttpRequest, obj: Project, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if getattr(form, "key_cleared_for_new_server", False):
+            self.message_user(
+                request,
+                "The base URL now names another server, so the stored API key was cleared: "
+                "enter the key for the new server.",
+                messages.WARNING,
+            )
 
     @admin.display(description="Prompts", ordering="prompt_total")
     def prompt_count(self, project: Project) -> int:

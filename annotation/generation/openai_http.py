@@ -3,11 +3,17 @@ llama.cpp's server or a hosted API.
 
 Every request has a connect and a read timeout. 429, 5xx, timeouts and refused connections are
 retried here a few times with exponential backoff (honouring a short Retry-After); if they persist
-the backend raises GenerationUnavailable and the Celery task retries later. Any other 4xx is a
-setting to fix and raises GenerationFailed with the server's reason.
+the backend raises GenerationUnavailable and the Celery task retries later. Any other 4xx, and any
+redirect, is a setting to fix and raises GenerationFailed with the status and its standard reason.
+
+Only allowed hosts are reached (`annotation.generation.hosts`): the host's addresses are checked
+before each batch of requests and each new connection's peer address is checked again, so DNS
+rebinding cannot point an allowed name at the internal network. Redirects are never followed (a
+redirect could lead anywhere, with the key), and the environment's proxies and .netrc are ignored.
 
 The API key goes into the Authorization header and nowhere else: not in messages, logs, reprs or
-provenance. Error texts from the server are scrubbed of it in case a server echoes it back.
+provenance. The server's error bodies are never copied into messages: they could be anything the
+target chose to answer, an internal service's page included.
 
 Timeouts, attempts, backoff and concurrency are constructor arguments (the service reads them from
 the GENERATION_HTTP_* settings); this module reads no settings.
@@ -19,13 +25,18 @@ import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from annotation.generation.base import Completion, GenerationFailed, GenerationUnavailable, SamplingParams
 from annotation.generation.formatting import completion_clean
+from annotation.generation.hosts import HostPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +54,8 @@ RETRY_AFTER_CAP_SECONDS = 30.0
 # with parallel slots), and 4 covers the default K without flooding a small server.
 CONCURRENCY = 4
 RETRYABLE_STATUS = frozenset({408, 425, 429})
-ERROR_EXCERPT_CHARS = 300
+# Without an allowlist from the caller: public hosts only.
+PUBLIC_HOSTS_ONLY = ("*",)
 
 
 class OpenAICompatibleBackend:
@@ -63,8 +75,12 @@ class OpenAICompatibleBackend:
         max_attempts: int = MAX_ATTEMPTS,
         backoff_seconds: float = BACKOFF_SECONDS,
         concurrency: int = CONCURRENCY,
+        allowed_hosts: Sequence[str] = PUBLIC_HOSTS_ONLY,
     ) -> None:
-        """Timeouts and backoff in seconds; at least one attempt and one request in flight."""
+        """Timeouts and backoff in seconds; at least one attempt and one request in flight.
+
+        `allowed_hosts`: the GENERATION_ALLOWED_HOSTS entries (see `annotation.generation.hosts`).
+        """
         if not base_url:
             raise GenerationFailed("the project uses the OpenAI-compatible backend but has no base URL")
         if not base_url.startswith(("http://", "https://")):
@@ -84,9 +100,18 @@ class OpenAICompatibleBackend:
         self.max_attempts = max(1, int(max_attempts or MAX_ATTEMPTS))
         self.backoff_seconds = float(backoff_seconds)
         self.concurrency = max(1, int(concurrency))
+        try:
+            self.host_policy = HostPolicy.parse(allowed_hosts)
+        except ValueError as error:
+            raise GenerationFailed(str(error)) from None
         # One pooled session, shared by the request threads: urllib3's connection pool is thread-safe
-        # and nothing here uses cookies.
+        # and nothing here uses cookies. No proxies or .netrc from the environment: the peer check
+        # must see the generation server itself.
         self._session = requests.Session()
+        self._session.trust_env = False
+        adapter = _PeerCheckedAdapter(self.host_policy)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
 
     def __repr__(self) -> str:  # the key stays out of reprs, and so out of tracebacks and logs
         return f"OpenAICompatibleBackend(endpoint={self._shown_url!r}, model={self.model_name!r})"
@@ -118,6 +143,7 @@ class OpenAICompatibleBackend:
             body = self._post(payload)
             return self._completion_parse(body, seed=seed, seconds=time.perf_counter() - started)
 
+        self.host_policy.url_check(self.base_url)  # before the batch; each connection is checked too
         if len(seeds) <= 1 or self.concurrency <= 1:
             return [complete(seed) for seed in seeds]
         # Concurrent requests: a serving engine batches them, so K answers take about as long as one.
@@ -130,10 +156,6 @@ class OpenAICompatibleBackend:
             headers["Authorization"] = f"Bearer {self._api_key}"
         return headers
 
-    def _scrub(self, text: str) -> str:
-        text = text[:ERROR_EXCERPT_CHARS]
-        return text.replace(self._api_key, "[key]") if self._api_key else text
-
     def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
         """POST with retries; returns the decoded JSON body or raises a GenerationFailed subclass."""
         problem = ""
@@ -145,6 +167,7 @@ class OpenAICompatibleBackend:
                     json=payload,
                     headers=self._headers(),
                     timeout=(self.connect_timeout, self.read_timeout),
+                    allow_redirects=False,
                 )
             except requests.Timeout:
                 problem = f"{self._shown_url} timed out (connect {self.connect_timeout:g} s, read {self.read_timeout:g} s)"
@@ -162,14 +185,22 @@ class OpenAICompatibleBackend:
                         raise GenerationFailed(
                             f"{self._shown_url} answered {response.status_code} with a body that is not JSON"
                         ) from None
-                reason = self._scrub(response.text.strip())
-                if response.status_code < 500 and response.status_code not in RETRYABLE_STATUS:
-                    hint = " (check that the base URL ends in /v1)" if response.status_code == 404 else ""
+                status = _status_text(response.status_code)
+                response.close()  # the body is never read: it is not ours to show
+                if 300 <= response.status_code < 400:
                     raise GenerationFailed(
-                        f"{self._shown_url} refused the request with HTTP {response.status_code}{hint}: {reason}",
+                        f"{self._shown_url} answered with a redirect ({status}); redirects are not "
+                        "followed: give the final URL as the base URL",
                         details={"status": response.status_code},
                     )
-                problem = f"{self._shown_url} answered HTTP {response.status_code}: {reason}"
+                if response.status_code < 500 and response.status_code not in RETRYABLE_STATUS:
+                    hint = " (check that the base URL ends in /v1)" if response.status_code == 404 else ""
+                    hint = " (check the API key)" if response.status_code in (401, 403) else hint
+                    raise GenerationFailed(
+                        f"{self._shown_url} refused the request with {status}{hint}",
+                        details={"status": response.status_code},
+                    )
+                problem = f"{self._shown_url} answered {status}"
                 retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
             if attempt < self.max_attempts:
                 delay = retry_after if retry_after is not None else self.backoff_seconds * 2 ** (attempt - 1)
@@ -196,6 +227,52 @@ class OpenAICompatibleBackend:
             seconds=seconds,
             finish_reason=str(choice.get("finish_reason") or ""),
         )
+
+
+def _status_text(code: int) -> str:
+    """`HTTP 404 Not Found`: the status and its standard phrase, nothing the server wrote."""
+    try:
+        return f"HTTP {code} {HTTPStatus(code).phrase}"
+    except ValueError:
+        return f"HTTP {code}"
+
+
+def _peer_checked(connection_class: type[HTTPConnection], policy: HostPolicy) -> type[HTTPConnection]:
+    """`connection_class` that checks the address each new socket actually reached."""
+
+    def _new_conn(self):
+        sock = connection_class._new_conn(self)
+        try:
+            policy.address_check(host=self.host, address=sock.getpeername()[0])
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    return type(f"PeerChecked{connection_class.__name__}", (connection_class,), {"_new_conn": _new_conn})
+
+
+class _PeerCheckedAdapter(HTTPAdapter):
+    """requests' adapter whose connections refuse a peer address the host policy does not allow."""
+
+    def __init__(self, policy: HostPolicy) -> None:
+        self._pool_classes = {
+            "http": type(
+                "PeerCheckedHTTPConnectionPool",
+                (HTTPConnectionPool,),
+                {"ConnectionCls": _peer_checked(HTTPConnection, policy)},
+            ),
+            "https": type(
+                "PeerCheckedHTTPSConnectionPool",
+                (HTTPSConnectionPool,),
+                {"ConnectionCls": _peer_checked(HTTPSConnection, policy)},
+            ),
+        }
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pool_classes  # type: ignore[attr-defined]
 
 
 def _retry_after_seconds(value: str | None) -> float | None:

@@ -10,6 +10,7 @@ from django.conf import settings
 
 from annotation.generation.base import GenerationBackend, GenerationFailed, SamplingParams
 from annotation.generation.embedded import EmbeddedBackend
+from annotation.generation.hosts import HostPolicy
 from annotation.generation.openai_http import OpenAICompatibleBackend
 from annotation.models import Project
 from annotation.models.projects import GenerationBackend as BackendChoice
@@ -37,6 +38,19 @@ def generation_sampling_get(*, project: Project) -> SamplingParams:
     )
 
 
+def generation_base_url_check(*, url: str) -> None:
+    """Refuse a base URL whose host GENERATION_ALLOWED_HOSTS does not allow, as it resolves now.
+
+    Raises GenerationFailed (HostRefused for a host that is not allowed, GenerationUnavailable for a
+    name that does not resolve), with a message meant for the admin who typed it.
+    """
+    try:
+        policy = HostPolicy.parse(settings.GENERATION_ALLOWED_HOSTS)
+    except ValueError as error:
+        raise GenerationFailed(str(error)) from None
+    policy.url_check(url)
+
+
 def generation_backend_get(*, project: Project) -> GenerationBackend:
     """The backend the project is set to use, configured from settings.
 
@@ -58,5 +72,6 @@ def generation_backend_get(*, project: Project) -> GenerationBackend:
             max_attempts=settings.GENERATION_HTTP_MAX_ATTEMPTS,
             backoff_seconds=settings.GENERATION_HTTP_BACKOFF_SECONDS,
             concurrency=settings.GENERATION_HTTP_CONCURRENCY,
+            allowed_hosts=settings.GENERATION_ALLOWED_HOSTS,
         )
     raise GenerationFailed(f"unknown generation backend {project.generation_backend!r}")

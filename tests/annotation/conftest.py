@@ -21,6 +21,8 @@ def http_project(project, scripted_server, settings):
     settings.GENERATION_HTTP_MAX_ATTEMPTS = 1
     settings.GENERATION_HTTP_BACKOFF_SECONDS = 0.01
     settings.GENERATION_HTTP_CONCURRENCY = 1  # requests in a fixed order, so the script is predictable
+    # The scripted server listens on loopback, which generation reaches only when listed explicitly.
+    settings.GENERATION_ALLOWED_HOSTS = ["*", "127.0.0.1"]
     project.generation_backend = "openai"
     project.generation_base_url = scripted_server.url
     project.generation_model = "scripted"

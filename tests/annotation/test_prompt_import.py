@@ -157,8 +157,10 @@ def _project_form_data(project, **changes):
 
 
 def test_admin_project_form_refuses_bad_settings_and_keeps_the_stored_key(
-    client, admin_user, password, project
+    client, admin_user, password, project, settings
 ):
+    settings.GENERATION_ALLOWED_HOSTS = ["*", "127.0.0.1"]
+    project.generation_base_url = "http://127.0.0.1:9/v1"
     project.generation_api_key = "sk-stored"
     project.save()
     client.login(username=admin_user.username, password=password)
