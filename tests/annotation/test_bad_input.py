@@ -178,9 +178,14 @@ def test_unmatched_api_urls_and_ids_are_a_json_404(leases, admin_user):
         "/api/labeler/assignments/999999999/",
         "/api/exports/999999999/",
         f"/api/labeler/assignments/{10**30}/",
+        f"/api/exports/{10**30}/",
+        f"/api/projects/{10**30}/exports/",
+        f"/api/projects/{10**30}/reward-models/",
+        f"/api/projects/{10**30}/quality/summary",
     ):
         assert_error(client.get(url), 404)
     assert_error(client.post("/api/labeler/assignments/abc/skip/", {"reason": "x"}, format="json"), 404)
+    assert_error(client.post(f"/api/rankings/{10**30}/gold", {}, format="json"), 404)
     assert stored() == before
 
 
