@@ -4,6 +4,8 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from annotation.models.fields import EncryptedTextField
+
 
 class GenerationBackend(models.TextChoices):
     EMBEDDED = "embedded", "Embedded GGUF model (llama.cpp)"
@@ -53,7 +55,8 @@ class Project(models.Model):
     generation_base_url = models.URLField(
         blank=True, help_text="OpenAI-compatible server, e.g. http://vllm:8000/v1"
     )
-    generation_api_key = models.CharField(max_length=500, blank=True)
+    # Encrypted at rest (annotation/models/fields.py); write-only in the admin.
+    generation_api_key = EncryptedTextField(blank=True)
     temperature = models.FloatField(default=0.9, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)])
     top_p = models.FloatField(default=0.95, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
     max_tokens = models.PositiveIntegerField(default=160, validators=[MinValueValidator(1)])
