@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
 # Not the embedded defaults: the services that CI points the suite at.
-SERVICE_VARIABLES = ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "CELERY_BEAT_SCHEDULE_FILE", "DEBUG")
+SERVICE_VARIABLES = ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "CELERY_BEAT_SCHEDULE_FILE")
 # make passes these to a make it runs; this one is not a sub-make of the suite's.
 MAKE_VARIABLES = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
 # Half of honcho's grace before it SIGKILLs what is left (bin/run.py's STOP_GRACE_SECONDS, 20 s after
@@ -117,7 +117,8 @@ def test_ctrl_c_stops_make_run_cleanly(tmp_path):
         for name, value in os.environ.items()
         if name not in SERVICE_VARIABLES and name not in MAKE_VARIABLES
     }
-    env.update(HOME=str(home), VAR_DIR=str(var_dir), WEB_PORT=str(port))
+    # A developer's machine: the local run, whatever the suite runs under.
+    env.update(HOME=str(home), VAR_DIR=str(var_dir), WEB_PORT=str(port), DEBUG="true")
     venv = Path(sys.prefix)
     # The real target on this checkout's virtualenv, told not to (re)install it: no network.
     command = ["make", "--no-print-directory", "run", f"VENV={venv}", "-o", f"{venv}/.installed"]
