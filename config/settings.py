@@ -251,6 +251,9 @@ GENERATION_ALLOWED_HOSTS = env.list("GENERATION_ALLOWED_HOSTS", default=["*"])
 # Fernet keys (comma-separated; the first encrypts, all decrypt) for secrets stored in the database,
 # such as a project's API key; empty: a key derived from SECRET_KEY (annotation/models/fields.py).
 FIELD_ENCRYPTION_KEY = env.list("FIELD_ENCRYPTION_KEY", default=[])
+# Secret behind the labeler pseudonyms of anonymised exports, combined with the project
+# (annotation/exports/filters.py); empty: SECRET_KEY. Set it to keep pseudonyms across a key rotation.
+EXPORT_PSEUDONYM_KEY = env.str("EXPORT_PSEUDONYM_KEY", default="")
 REWARD_MODEL_ARTIFACT_DIR = Path(env.str("REWARD_MODEL_ARTIFACT_DIR", default=str(VAR_DIR / "reward_models")))
 # A training run whose worker has not reported for this long is marked failed (the worker died).
 REWARD_MODEL_STALE_SECONDS = _integer("REWARD_MODEL_STALE_SECONDS", 900, minimum=60)

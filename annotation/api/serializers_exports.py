@@ -21,7 +21,11 @@ class ExportFiltersSerializer(serializers.Serializer):
     min_agreement = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
     consensus_only = serializers.BooleanField(required=False, default=False)
     exclude_flagged = serializers.BooleanField(required=False, default=False)
-    anonymise_seed = serializers.CharField(required=False, max_length=200)
+    anonymise = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Labelers as pseudonyms, keyed by a server secret per project.",
+    )
 
     def to_internal_value(self, data):
         # DRF drops keys it does not declare; a misspelt filter would then export everything.
@@ -42,13 +46,26 @@ class ExportStreamQuerySerializer(ExportStartInputSerializer):
     """Query parameters of a direct download: the start input with filters flattened."""
 
     filters = None  # type: ignore[assignment]
+
+    def to_internal_value(self, data):
+        # A seed in a URL would land in access logs; and ignored, it would export real names.
+        if "anonymise_seed" in data:
+            raise serializers.ValidationError(
+                {"anonymise_seed": ["no longer accepted: pass anonymise=true (keyed by a server secret)"]}
+            )
+        return super().to_internal_value(data)
+
     date_from = serializers.CharField(required=False)
     date_to = serializers.CharField(required=False)
     labelers = serializers.CharField(required=False, help_text="Comma-separated user ids.")
     min_agreement = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
     consensus_only = serializers.BooleanField(required=False, default=False)
     exclude_flagged = serializers.BooleanField(required=False, default=False)
-    anonymise_seed = serializers.CharField(required=False, max_length=200)
+    anonymise = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Labelers as pseudonyms, keyed by a server secret per project.",
+    )
 
 
 class ExportCountQuerySerializer(ExportStreamQuerySerializer):

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -21,7 +22,7 @@ FILTER_KEYS = frozenset(
         "min_agreement",
         "consensus_only",
         "exclude_flagged",
-        "anonymise_seed",
+        "anonymise",
     }
 )
 
@@ -35,7 +36,7 @@ class ExportFilters:
     `min_agreement` (0-1) keeps prompts whose rankings agree pairwise at least that often; prompts
     ranked once have no agreement and are dropped. `consensus_only` replaces each prompt's rankings by
     the consensus (ranked pairs, see selectors/consensus.py). `exclude_flagged` drops every answer any
-    labeler flagged. `anonymise_seed` replaces labeler names by seeded pseudonyms.
+    labeler flagged. `anonymise` replaces labeler names by pseudonyms (see LabelerNames).
     """
 
     date_from: datetime | None = None
@@ -44,7 +45,7 @@ class ExportFilters:
     min_agreement: float | None = None
     consensus_only: bool = False
     exclude_flagged: bool = False
-    anonymise_seed: str | None = None
+    anonymise: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -156,6 +157,14 @@ def _parse_fraction(value: Any) -> float | None:
 def export_filters_parse(*, raw: dict[str, Any] | None) -> ExportFilters:
     """Read filters from a mapping of outside input; raise ValidationFailed naming the bad filter."""
     raw = dict(raw or {})
+    if "anonymise_seed" in raw:
+        # Seeds were stored in jobs and written into URLs; pseudonyms are now keyed server-side.
+        raise ValidationFailed(
+            "anonymise_seed is no longer accepted: pass anonymise=true; pseudonyms are keyed by a server "
+            "secret and the project",
+            code="invalid_filter",
+            details={"filter": "anonymise_seed"},
+        )
     unknown = sorted(set(raw) - FILTER_KEYS)
     if unknown:
         raise ValidationFailed(
@@ -165,15 +174,6 @@ def export_filters_parse(*, raw: dict[str, Any] | None) -> ExportFilters:
     date_to = _parse_moment(raw.get("date_to"), name="date_to", end_of_day=True)
     if date_from and date_to and date_from >= date_to:
         raise ValidationFailed("date_from must come before date_to", code="invalid_filter")
-    seed = raw.get("anonymise_seed")
-    if seed in (None, ""):
-        seed = None
-    elif not isinstance(seed, str | int) or isinstance(seed, bool) or len(str(seed)) > 200:
-        raise ValidationFailed(
-            "anonymise_seed must be text of at most 200 characters",
-            code="invalid_filter",
-            details={"filter": "anonymise_seed"},
-        )
     return ExportFilters(
         date_from=date_from,
         date_to=date_to,
@@ -181,32 +181,47 @@ def export_filters_parse(*, raw: dict[str, Any] | None) -> ExportFilters:
         min_agreement=_parse_fraction(raw.get("min_agreement")),
         consensus_only=_parse_bool(raw.get("consensus_only"), name="consensus_only"),
         exclude_flagged=_parse_bool(raw.get("exclude_flagged"), name="exclude_flagged"),
-        anonymise_seed=None if seed is None else str(seed),
+        anonymise=_parse_bool(raw.get("anonymise"), name="anonymise"),
     )
 
 
-class LabelerNames:
-    """Turns labeler ids into the names an export shows: usernames, or seeded pseudonyms.
+def pseudonym_key(*, project_id: int) -> bytes:
+    """The project's pseudonym key: an HMAC of the project id under the server's secret.
 
-    A pseudonym is an HMAC of the id under the seed: stable for one seed (so a labeler's rows stay
-    linked across exports made with it), unlinkable without it. Names are cached; the cache is bounded
-    by the number of users.
+    The secret is EXPORT_PSEUDONYM_KEY, or SECRET_KEY when that is empty. Nothing a requester types
+    goes in, so there is no seed to store, return or put in a URL, and nobody without the secret can
+    recompute a pseudonym from a user id (user ids are small numbers: a guessable key would be a
+    lookup table).
+    """
+    secret = settings.EXPORT_PSEUDONYM_KEY or settings.SECRET_KEY
+    return hmac.new(
+        secret.encode(), f"labeler-pseudonym:project:{project_id}".encode(), hashlib.sha256
+    ).digest()
+
+
+class LabelerNames:
+    """Turns labeler ids into the names an export shows: usernames, or pseudonyms.
+
+    A pseudonym is an HMAC of the id under the project's pseudonym key: stable within a project (a
+    labeler's rows stay linked across its exports), different between projects (exports of two
+    projects cannot be joined on it), unlinkable without the server secret. Names are cached; the
+    cache is bounded by the number of users.
     """
 
-    def __init__(self, *, seed: str | None) -> None:
-        self.seed = seed
+    def __init__(self, *, anonymise: bool, project_id: int) -> None:
+        self.key = pseudonym_key(project_id=project_id) if anonymise else None
         self.cache: dict[int | None, str | None] = {None: None}
 
     def pseudonym(self, user_id: int) -> str:
-        assert self.seed is not None
-        digest = hmac.new(self.seed.encode(), str(user_id).encode(), hashlib.sha256).hexdigest()
+        assert self.key is not None
+        digest = hmac.new(self.key, str(user_id).encode(), hashlib.sha256).hexdigest()
         return f"labeler-{digest[:12]}"
 
     def load(self, user_ids: set[int | None]) -> None:
         missing = {user_id for user_id in user_ids if user_id not in self.cache}
         if not missing:
             return
-        if self.seed is not None:
+        if self.key is not None:
             for user_id in missing:
                 self.cache[user_id] = self.pseudonym(user_id)  # type: ignore[arg-type]
             return

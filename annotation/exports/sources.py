@@ -165,7 +165,7 @@ def pair_batches(*, project_id: int, filters: ExportFilters) -> Iterator[SourceB
     # Counting through a wrapper costs a Python call per row, so only when filters drop rows.
     counter = _Counter(rows) if filters.needs_prompt_groups else None
     stream = _pairs_after_quality_filters(counter, filters) if counter is not None else rows
-    names = LabelerNames(seed=filters.anonymise_seed)
+    names = LabelerNames(anonymise=filters.anonymise, project_id=project_id)
     while True:
         batch = list(islice(stream, BATCH_ROWS))
         if not batch:
@@ -266,7 +266,7 @@ def _ranking_groups(*, project_id: int, filters: ExportFilters) -> Iterator[list
 
 def ranking_batches(*, project_id: int, filters: ExportFilters) -> Iterator[SourceBatch]:
     """One PromptRankings per prompt, batched, with candidates (and provenance) and ranking items."""
-    names = LabelerNames(seed=filters.anonymise_seed)
+    names = LabelerNames(anonymise=filters.anonymise, project_id=project_id)
     groups = _ranking_groups(project_id=project_id, filters=filters)
     while True:
         chunk: list[list[dict[str, Any]]] = []
@@ -374,7 +374,7 @@ def demonstration_batches(*, project_id: int, filters: ExportFilters) -> Iterato
         .values_list("id", "prompt_id", "labeler_id", "text", "seconds_spent", "created_at")
         .iterator(chunk_size=ITERATOR_CHUNK)
     )
-    names = LabelerNames(seed=filters.anonymise_seed)
+    names = LabelerNames(anonymise=filters.anonymise, project_id=project_id)
     while True:
         batch = list(islice(rows, BATCH_ROWS))
         if not batch:

@@ -29,8 +29,8 @@ from annotation.selectors.prompt_review import prompt_review_get
 from annotation.services.exports import export_job_create, export_request_validate
 from config.errors import DomainError, Forbidden, NotFound
 
-FILTER_FIELDS = ("date_from", "date_to", "min_agreement", "anonymise_seed")
-FLAG_FIELDS = ("consensus_only", "exclude_flagged")
+FILTER_FIELDS = ("date_from", "date_to", "min_agreement")
+FLAG_FIELDS = ("consensus_only", "exclude_flagged", "anonymise")
 
 
 def _domain_errors_as_http(view):

@@ -12,6 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from annotation.exports.filters import LabelerNames
 from annotation.models import Candidate, Comparison, Membership, Ranking
 from annotation.models.projects import Role
 from annotation.services.exports import export_request_validate, export_stream
@@ -210,16 +211,28 @@ def test_exclude_flagged_drops_flagged_demonstrations(project, labeler, other_la
     assert export_rows(project, "sft", {"exclude_flagged": True}) == []
 
 
-def test_anonymise_is_seeded(data, project):
-    first = export_rows(project, "pairs", {"anonymise_seed": "s1"})
-    again = export_rows(project, "pairs", {"anonymise_seed": "s1"})
-    other = export_rows(project, "pairs", {"anonymise_seed": "s2"})
+def test_anonymise_is_keyed_by_the_server_secret_and_the_project(data, project, labeler, settings):
+    settings.EXPORT_PSEUDONYM_KEY = "server-secret-one"
+    first = export_rows(project, "pairs", {"anonymise": True})
+    again = export_rows(project, "pairs", {"anonymise": "true"})
     names = {r["labeler"] for r in first}
     assert len(names) == 2 and all(n.startswith("labeler-") for n in names)
-    assert [r["labeler"] for r in first] == [r["labeler"] for r in again]
-    assert names.isdisjoint({r["labeler"] for r in other})
-    text = json.dumps(export_rows(project, "rankings", {"anonymise_seed": "s1"}))
+    assert [r["labeler"] for r in first] == [r["labeler"] for r in again]  # stable within the project
+    # Nobody without the server secret can recompute them from the (small, guessable) user ids.
+    settings.EXPORT_PSEUDONYM_KEY = "server-secret-two"
+    assert names.isdisjoint({r["labeler"] for r in export_rows(project, "pairs", {"anonymise": True})})
+    # Another project gives the same labeler another pseudonym: exports cannot be joined on it.
+    assert LabelerNames(anonymise=True, project_id=project.pk).pseudonym(labeler.pk) != LabelerNames(
+        anonymise=True, project_id=project.pk + 1
+    ).pseudonym(labeler.pk)
+    text = json.dumps(export_rows(project, "rankings", {"anonymise": True}))
     assert "alice" not in text and "bob" not in text
+    assert {r["labeler"] for r in export_rows(project, "pairs")} == {"alice", "bob"}
+
+
+def test_a_seed_is_refused_not_ignored(data, project):
+    with pytest.raises(ValidationFailed, match="anonymise=true"):
+        export_rows(project, "pairs", {"anonymise_seed": "s1"})
 
 
 @pytest.mark.parametrize("file_format", ["jsonl.gz", "parquet"])
@@ -269,7 +282,7 @@ def test_api_stream_download(data, project, project_admin, api_client):
             "file_format": "jsonl.gz",
             "min_agreement": "0.9",
             "labelers": "",
-            "anonymise_seed": "x",
+            "anonymise": "true",
         },
     )
     assert response.status_code == 200, response.content
@@ -277,6 +290,15 @@ def test_api_stream_download(data, project, project_admin, api_client):
     assert response["Content-Disposition"].endswith('.jsonl.gz"')
     rows = [json.loads(line) for line in gzip.decompress(b"".join(response.streaming_content)).splitlines()]
     assert len(rows) == 12 and all(r["labeler"].startswith("labeler-") for r in rows)
+
+
+def test_api_stream_refuses_a_seed_in_the_url(data, project, project_admin, api_client):
+    api_client.force_authenticate(project_admin)
+    for path in ("stream", "count"):
+        response = api_client.get(
+            f"/api/projects/{project.pk}/exports/{path}", {"export_format": "pairs", "anonymise_seed": "x"}
+        )
+        assert response.status_code == 400 and "anonymise_seed" in response.json()["error"]["details"]
 
 
 def test_api_stream_refuses_bad_input_with_the_error_shape(data, project, project_admin, api_client):

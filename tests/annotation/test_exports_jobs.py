@@ -94,6 +94,31 @@ def test_api_start_refuses_bad_input(ranked, project_admin, api_client):
     assert not ExportJob.objects.exists()
 
 
+def test_api_job_anonymises_without_any_seed_in_the_job_or_its_output(
+    ranked, project_admin, api_client, eager_celery, export_dir, django_capture_on_commit_callbacks
+):
+    api_client.force_authenticate(project_admin)
+    refused = api_client.post(
+        f"/api/projects/{ranked.pk}/exports/start",
+        {"export_format": "pairs", "filters": {"anonymise_seed": "s3cret"}},
+        format="json",
+    )
+    assert refused.status_code == 400 and not ExportJob.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client.post(
+            f"/api/projects/{ranked.pk}/exports/start",
+            {"export_format": "pairs", "filters": {"anonymise": True}},
+            format="json",
+        )
+    assert response.status_code == 202, response.content
+    detail = api_client.get(f"/api/exports/{response.json()['id']}/").json()
+    assert detail["filters"] == {"anonymise": True} and "seed" not in json.dumps(detail)
+    rows = [
+        json.loads(x) for x in b"".join(api_client.get(detail["download_url"]).streaming_content).splitlines()
+    ]
+    assert rows and all(row["labeler"].startswith("labeler-") for row in rows)
+
+
 def test_job_run_is_idempotent_and_records_failures(ranked, project_admin, export_dir):
     job = export_job_create(
         project=ranked,
@@ -139,11 +164,12 @@ def test_dashboard_start_then_download(
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
             f"/dashboard/projects/{ranked.pk}/exports/start",
-            {"export_format": "hh_rlhf", "file_format": "jsonl.gz", "anonymise_seed": "s"},
+            {"export_format": "hh_rlhf", "file_format": "jsonl.gz", "anonymise": "on"},
         )
     assert response.status_code == 302
     job = ExportJob.objects.get()
-    assert job.status == ExportStatus.SUCCEEDED and job.filters == {"anonymise_seed": "s"}
+    assert job.status == ExportStatus.SUCCEEDED and job.filters == {"anonymise": True}
+    assert "anonymise=on" in response["Location"] and "seed" not in response["Location"]
     page = client.get(f"/dashboard/projects/{ranked.pk}/exports/")
     assert f"/dashboard/exports/{job.pk}/file".encode() in page.content
     download = client.get(f"/dashboard/exports/{job.pk}/file")

@@ -2,7 +2,7 @@
 
     manage.py export_dataset --project 1 --format pairs --output pairs.jsonl.gz
     manage.py export_dataset --project "My project" --format rankings --file-format parquet -o r.parquet \
-        --date-from 2024-05-01 --labeler alice --min-agreement 0.6 --exclude-flagged --anonymise-seed s3cret
+        --date-from 2024-05-01 --labeler alice --min-agreement 0.6 --exclude-flagged --anonymise
 """
 
 from __future__ import annotations
@@ -39,7 +39,11 @@ class Command(BaseCommand):
         parser.add_argument("--min-agreement", type=float)
         parser.add_argument("--consensus-only", action="store_true")
         parser.add_argument("--exclude-flagged", action="store_true")
-        parser.add_argument("--anonymise-seed")
+        parser.add_argument(
+            "--anonymise",
+            action="store_true",
+            help="Labelers as pseudonyms, keyed by the server's secret and the project (no seed to give).",
+        )
 
     def handle(self, *args, **options) -> None:
         project = self._project(options["project"])
@@ -52,7 +56,7 @@ class Command(BaseCommand):
             "min_agreement": options["min_agreement"],
             "consensus_only": options["consensus_only"],
             "exclude_flagged": options["exclude_flagged"],
-            "anonymise_seed": options["anonymise_seed"],
+            "anonymise": options["anonymise"],
         }
         try:
             request = export_request_validate(
