@@ -19,8 +19,11 @@ COPY rewards ./rewards
 COPY templates ./templates
 COPY static ./static
 COPY manage.py ./
+# collectstatic loads the settings, which need a key and hosts with DEBUG off: throwaway values for
+# this one command, never part of the image's environment. The containers get theirs at run time.
 RUN pip install . \
- && DEBUG=true python manage.py collectstatic --noinput --verbosity 0
+ && SECRET_KEY=collectstatic-at-build-time-only ALLOWED_HOSTS=localhost \
+    python manage.py collectstatic --noinput --verbosity 0
 
 RUN useradd --create-home app && mkdir -p /app/var && chown -R app /app/var
 USER app

@@ -25,6 +25,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The embedded defaults are a local, development setup: DEBUG on (a local secret key and hosts,
+# plain HTTP), unless the environment says otherwise. Everything else runs with DEBUG off.
+demo run: export DEBUG ?= true
+
 demo: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
@@ -43,7 +47,7 @@ typecheck: install
 	$(BIN)/mypy config annotation rewards bench
 
 migrations-check: install
-	$(BIN)/python manage.py makemigrations --check --dry-run
+	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
 
 # The whole run is capped too, for a hang that even pytest-timeout's thread cannot see (a thread
 # holding the GIL while it waits in C): the run fails instead of freezing.

@@ -67,6 +67,9 @@ def _django_setup(workdir: Path) -> None:
     os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    # DEBUG is off by default: a throwaway database still needs the production variables.
+    os.environ.setdefault("SECRET_KEY", "generation-benchmark-only")
+    os.environ.setdefault("ALLOWED_HOSTS", "localhost")
     sys.path.insert(0, str(REPO))
     import django
 

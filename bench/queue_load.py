@@ -122,6 +122,7 @@ def server_environment(args: argparse.Namespace, var_dir: str) -> dict[str, str]
         DEBUG="0",
         SECRET_KEY="queue-load-benchmark-only",
         ALLOWED_HOSTS="127.0.0.1,localhost",
+        SECURE_SSL_REDIRECT="false",  # plain HTTP on loopback, with DEBUG off
         VAR_DIR=var_dir,
         CELERY_BROKER_URL="filesystem://",
         CONN_MAX_AGE="600",

@@ -2,14 +2,19 @@
 
 Embedded defaults: SQLite under var/ (WAL, immediate transactions) and a filesystem Celery
 broker under var/. Production: DATABASE_URL and CELERY_BROKER_URL point at PostgreSQL and
-Redis, DEBUG is off, and SECRET_KEY and ALLOWED_HOSTS must be given.
+Redis, and SECRET_KEY and ALLOWED_HOSTS must be given. DEBUG is off unless the environment turns
+it on (`make run` does, for the embedded defaults), and only then do local defaults for the secret
+key and hosts apply.
 """
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -30,7 +35,7 @@ def _boolean(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be one of true/false, yes/no, on/off, 1/0, not {raw!r}.")
 
 
-DEBUG = _boolean("DEBUG", default=True)
+DEBUG = _boolean("DEBUG", default=False)
 
 
 def _required_in_production(name: str, default: str) -> str:
@@ -40,7 +45,9 @@ def _required_in_production(name: str, default: str) -> str:
         return value
     if DEBUG:
         return default
-    raise ImproperlyConfigured(f"{name} must be set when DEBUG is off.")
+    raise ImproperlyConfigured(
+        f"{name} must be set when DEBUG is off (DEBUG is off unless set; DEBUG=true for local development)."
+    )
 
 
 def _number(name: str, default: float, *, minimum: float = 0, integer: bool = True) -> float:
@@ -60,6 +67,16 @@ def _number(name: str, default: float, *, minimum: float = 0, integer: bool = Tr
 
 def _integer(name: str, default: int, *, minimum: int = 0) -> int:
     return int(_number(name, default, minimum=minimum))
+
+
+def _throttle_rate(name: str, default: str) -> str | None:
+    """A DRF rate such as 1200/minute ("off": no limit), or a clear error naming the variable."""
+    raw = env.str(name, default=default).strip().lower()
+    if raw == "off":
+        return None
+    if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", raw):
+        raise ImproperlyConfigured(f"{name} must be a rate such as 1200/minute or off, not {raw!r}.")
+    return raw
 
 
 SECRET_KEY = _required_in_production("SECRET_KEY", "insecure-local-development-key-do-not-deploy")
@@ -82,12 +99,15 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
+    "csp",
     "annotation",
     "rewards",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -95,6 +115,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Turns a login refused for a lockout (axes' backend flags the request) into its 429 page.
+    "axes.middleware.AxesMiddleware",
+    # Last, so that its process_exception sees a view's exception first: an outage is a 503.
+    "config.middleware.OutageMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -183,10 +207,60 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "labeler-home"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Security -------------------------------------------------------------------------------------
+# Without DEBUG the app is HTTPS-only by default (redirect, HSTS, secure cookies); each can be turned
+# off for a deployment whose TLS proxy talks plain HTTP to gunicorn without saying so in a header.
 if not DEBUG:
+    SECURE_SSL_REDIRECT = _boolean("SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = _integer("SECURE_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = _boolean("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = _boolean("SECURE_HSTS_PRELOAD", default=True)
     SESSION_COOKIE_SECURE = _boolean("SESSION_COOKIE_SECURE", default=True)
     CSRF_COOKIE_SECURE = _boolean("CSRF_COOKIE_SECURE", default=True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Health probes come over plain HTTP from inside the deployment (docker-compose's healthcheck).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# A client can send any header: the proxy's word that a request came over HTTPS is trusted only
+# when the operator names the header that their proxy sets (and overwrites), e.g. X-Forwarded-Proto.
+_proxy_ssl_header = env.str("SECURE_PROXY_SSL_HEADER", default="").strip()
+if _proxy_ssl_header:
+    if not re.fullmatch(r"[A-Za-z0-9-]+", _proxy_ssl_header):
+        raise ImproperlyConfigured(
+            f"SECURE_PROXY_SSL_HEADER must be a header name such as X-Forwarded-Proto, not {_proxy_ssl_header!r}."
+        )
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+# Django's own limit on a request body read into memory (form fields, and JSON bodies through
+# DRF >= 3.15.2's parsers); uploaded files are not counted, they spool to disk.
+DATA_UPLOAD_MAX_MEMORY_SIZE = _integer("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440, minimum=1024)
+
+# Content-Security-Policy (django-csp): scripts and styles come from our own static files; an
+# inline block needs the request's nonce (only Swagger UI's page has any).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
+# Login lockout (django-axes), for /accounts/login/ and /admin/login/ alike: after
+# LOGIN_FAILURE_LIMIT wrong passwords for one username from one address, that pair is refused,
+# right password included, until LOGIN_COOLOFF_MINUTES pass without another try. Attempts are rows
+# in the database, so every gunicorn worker sees them. The address is REMOTE_ADDR: behind a proxy
+# that is the proxy's, and the lockout becomes per username.
+AUTHENTICATION_BACKENDS = [
+    "config.login_lockout.LoginLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = _integer("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=_number("LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+
 
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -201,10 +275,26 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "config.api.LimitOffsetPagination",  # MAX_PAGE_SIZE rows at most
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.openapi.AutoSchema",  # documents the error responses too
     "EXCEPTION_HANDLER": "config.api.exception_handler",
+    # Counted in the cache (below): per process unless REDIS_URL is set, see the README. A labeler
+    # makes a request every few seconds at most; a script that loops gets 429 with Retry-After.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.ScopedRateThrottle",  # views that name a throttle_scope
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": _throttle_rate("API_THROTTLE_ANON", "120/minute"),
+        "user": _throttle_rate("API_THROTTLE_USER", "1200/minute"),
+        # Each starts a background job that reads a whole project.
+        "export_start": _throttle_rate("API_THROTTLE_EXPORT_START", "30/hour"),
+        "retrain": _throttle_rate("API_THROTTLE_RETRAIN", "30/hour"),
+    },
+    # Anonymous clients are told apart by REMOTE_ADDR, never by an X-Forwarded-For they can forge.
+    "NUM_PROXIES": 0,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "RLHF data platform API",
@@ -215,6 +305,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a `status`: the reward model's gets its own name instead of a numbered
+    # one (drf_spectacular.W001, which `check --deploy` would print).
+    "ENUM_NAME_OVERRIDES": {"RewardModelStatusEnum": "rewards.models.RewardModelStatus"},
 }
 
 # --- Celery -------------------------------------------------------------------------------------
@@ -230,8 +323,27 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
-else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600}
+# The longest any task may run (its hard time limit, seconds): long work (training, scoring) is
+# split or heartbeats instead (config/celery.py). The broker hands back a message that a worker took
+# and never acknowledged (the worker was killed) after the visibility timeout, which must exceed
+# this limit, or a task still running would be handed to a second worker.
+CELERY_TASK_TIME_LIMIT = _integer("CELERY_TASK_TIME_LIMIT", 600, minimum=5)
+CELERY_BROKER_VISIBILITY_TIMEOUT = CELERY_TASK_TIME_LIMIT + max(5, CELERY_TASK_TIME_LIMIT // 10)
+# A warm shutdown (SIGTERM) gives running tasks this long before they go back to the queue; keep it
+# under the stop grace period of whatever sends the SIGTERM (docker-compose.yml: 60 s).
+CELERY_WORKER_WARM_SHUTDOWN_SECONDS = _number(
+    "CELERY_WORKER_WARM_SHUTDOWN_SECONDS", 5.0, minimum=0.5, integer=False
+)
+if not CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT,
+        # Look for messages to hand back every few seconds (kombu's default scans every 100 s).
+        "unacked_restore_interval": min(10, max(1, CELERY_BROKER_VISIBILITY_TIMEOUT // 10)),
+        "unacked_restore_throttle": 1,
+        # A broker that vanished must fail a publish in seconds, not hang the request sending it.
+        "socket_connect_timeout": 3,
+        "socket_timeout": 30,
+    }
 CELERY_TASK_ALWAYS_EAGER = _boolean("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # Workers
@@ -255,8 +367,9 @@ FIELD_ENCRYPTION_KEY = env.list("FIELD_ENCRYPTION_KEY", default=[])
 # (annotation/exports/filters.py); empty: SECRET_KEY. Set it to keep pseudonyms across a key rotation.
 EXPORT_PSEUDONYM_KEY = env.str("EXPORT_PSEUDONYM_KEY", default="")
 REWARD_MODEL_ARTIFACT_DIR = Path(env.str("REWARD_MODEL_ARTIFACT_DIR", default=str(VAR_DIR / "reward_models")))
-# A training run whose worker has not reported for this long is marked failed (the worker died).
-REWARD_MODEL_STALE_SECONDS = _integer("REWARD_MODEL_STALE_SECONDS", 900, minimum=60)
+# A training run whose worker has not reported for this long is taken for dead: the recovery job
+# re-sends it and the next worker takes it over. Training beats from a thread every few seconds.
+REWARD_MODEL_STALE_SECONDS = _integer("REWARD_MODEL_STALE_SECONDS", 120, minimum=3)
 EXPORT_DIR = Path(env.str("EXPORT_DIR", default=str(VAR_DIR / "exports")))
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from annotation.models import Membership, Project
@@ -46,6 +47,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         _unavailable(item, f"needs the shared data folder at {SHARED_DATA}")
     if item.get_closest_marker("browser") and not os.path.exists("/usr/bin/chromium"):
         _unavailable(item, "needs Chromium at /usr/bin/chromium (apt-get install chromium)")
+
+
+@pytest.fixture(autouse=True)
+def _no_requests_counted_yet():
+    """Each test starts with empty API throttle counts (config/settings.py's DRF throttles).
+
+    They live in the cache, which outlives a test, and on SQLite a rolled-back test's user ids come
+    back in the next one: without this, one test's requests would count against another's user.
+    """
+    cache.clear()
 
 
 @pytest.fixture

@@ -71,11 +71,7 @@ def test_healthz_reports_a_stopped_broker(client, db, tmp_path, settings):
         server.wait(timeout=10)
     response = client.get("/healthz")
     assert response.status_code == 503
-    assert response.json()["down"] == ["broker"]
-    assert (
-        "Connection" in response.json()["reasons"]["broker"]
-        or "refused" in response.json()["reasons"]["broker"]
-    )
+    assert response.json() == {"status": "down", "down": ["broker"]}  # no exception text: see test_security
 
 
 def test_healthz_reports_a_missing_filesystem_broker(client, db, tmp_path, settings):
