@@ -104,6 +104,7 @@ class ExportJobStartApi(APIView):
     """Queue a background export; poll the job for progress and download its file when done."""
 
     permission_classes = [IsProjectAdmin]
+    throttle_scope = "export_start"  # each job reads the whole project (settings: API_THROTTLE_EXPORT_START)
 
     @extend_schema(
         operation_id="export_job_start",

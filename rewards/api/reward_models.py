@@ -48,6 +48,7 @@ class RewardModelRetrainApi(APIView):
     """Queue a training run now; 409 while another run of the project is queued or running."""
 
     permission_classes = [IsProjectReviewer]
+    throttle_scope = "retrain"  # a training run holds the training worker (settings: API_THROTTLE_RETRAIN)
 
     @extend_schema(
         operation_id="reward_model_retrain", request=None, responses={202: RewardModelOutputSerializer}
