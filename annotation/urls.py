@@ -3,7 +3,7 @@ reviewer pages and API (exports, quality, dashboards)."""
 
 from django.urls import path
 
-from annotation.api import exports, history, quality
+from annotation.api import exports, history, imports, quality
 from annotation.api import labeler as labeler_api
 from annotation.views import dashboard as views_dashboard
 from annotation.views.labeler import labeler_history_page, labeler_home, labeler_task
@@ -69,6 +69,21 @@ api = [
         "api/exports/<int:job_id>/download",
         exports.ExportJobDownloadApi.as_view(),
         name="export-job-download",
+    ),
+    path(
+        "api/projects/<int:project_id>/imports/",
+        imports.PromptImportJobListApi.as_view(),
+        name="prompt-import-list",
+    ),
+    path(
+        "api/projects/<int:project_id>/imports/start",
+        imports.PromptImportStartApi.as_view(),
+        name="prompt-import-start",
+    ),
+    path(
+        "api/imports/<int:import_id>/",
+        imports.PromptImportJobDetailApi.as_view(),
+        name="prompt-import-detail",
     ),
     path(
         "api/projects/<int:project_id>/quality/summary",

@@ -11,20 +11,15 @@ from urllib.parse import urlsplit
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from annotation.admin.prompts import prompt_import_job_page, prompt_import_page
 from annotation.generation.base import GenerationFailed
 from annotation.models import Membership, Project
 from annotation.models.projects import GenerationBackend
 from annotation.services.generation import generation_base_url_check
-from annotation.services.prompts import prompts_import
-from config.errors import ValidationFailed
-
-MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 
 
 class ProjectAdminForm(forms.ModelForm):
@@ -101,13 +96,6 @@ class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 1
     autocomplete_fields = ["user"]
-
-
-class PromptImportForm(forms.Form):
-    file = forms.FileField(
-        help_text="JSONL or CSV: a 'prompt' text or a 'messages' list; optional tags, priority, source."
-    )
-    source = forms.CharField(required=False, help_text="Recorded on each prompt (default: the file name).")
 
 
 @admin.register(Project)
@@ -195,52 +183,19 @@ class ProjectAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.import_prompts_view),
                 name="annotation_project_import",
             ),
+            path(
+                "<int:project_id>/import/<int:job_id>/",
+                self.admin_site.admin_view(self.import_job_view),
+                name="annotation_project_import_job",
+            ),
             *super().get_urls(),
         ]
 
     def import_prompts_view(self, request: HttpRequest, project_id: int) -> HttpResponse:
-        project = get_object_or_404(Project, pk=project_id)
-        if not self.has_change_permission(request, project):
-            return HttpResponse(status=403)
-        report = None
-        form = PromptImportForm(request.POST or None, request.FILES or None)
-        if request.method == "POST" and form.is_valid():
-            upload = form.cleaned_data["file"]
-            if upload.size > MAX_UPLOAD_BYTES:
-                form.add_error("file", f"The file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.")
-            else:
-                try:
-                    report = prompts_import(
-                        project=project,
-                        content=upload.read(),
-                        filename=upload.name,
-                        source=form.cleaned_data["source"],
-                    )
-                except ValidationFailed as error:
-                    form.add_error("file", error.message)
-                else:
-                    if report.ok:
-                        self.message_user(
-                            request,
-                            f"Imported {report.imported} prompt(s); skipped {report.duplicates} duplicate(s).",
-                            messages.SUCCESS,
-                        )
-                        return HttpResponseRedirect(
-                            reverse("admin:annotation_prompt_changelist")
-                            + f"?project__id__exact={project.pk}"
-                        )
-                    self.message_user(
-                        request, f"{len(report.errors)} bad line(s): nothing was imported.", messages.ERROR
-                    )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Import prompts into {project.name}",
-            "project": project,
-            "form": form,
-            "report": report,
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/annotation/project/import_prompts.html", context)
+        return prompt_import_page(self, request, project_id)
+
+    def import_job_view(self, request: HttpRequest, project_id: int, job_id: int) -> HttpResponse:
+        return prompt_import_job_page(self, request, project_id, job_id)
 
 
 @admin.register(Membership)

@@ -1,16 +1,29 @@
-"""Admin for prompts, their demonstrations and candidates, with the generation actions."""
+"""Admin for prompts, their demonstrations and candidates, with the generation actions, and the
+prompt upload page with its background imports' progress."""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from annotation.admin.orders import candidate_excerpt_html
-from annotation.models import Candidate, Demonstration, Prompt
+from annotation.models import Candidate, Demonstration, Project, Prompt, PromptImportJob
+from annotation.selectors.prompt_imports import prompt_import_job_progress, prompt_import_jobs_for_project
 from annotation.services.candidates import prompts_generate_now, prompts_regenerate
+from annotation.services.prompt_imports import (
+    MAX_IMPORT_BYTES,
+    prompt_import_is_large,
+    prompt_import_job_create,
+)
+from annotation.services.prompts import prompts_import
+from config.errors import ValidationFailed
 
 
 @admin.action(description="Generate candidates now")
@@ -122,3 +135,91 @@ class CandidateAdmin(admin.ModelAdmin):
     @admin.display(description="Answer")
     def text_display(self, candidate: Candidate) -> SafeString:
         return candidate_excerpt_html(candidate_id=candidate.pk, text=candidate.text)
+
+
+# --- the upload page of a project's prompts (routed by ProjectAdmin) ---------------------------
+
+
+class PromptImportForm(forms.Form):
+    file = forms.FileField(
+        help_text="JSONL or CSV: a 'prompt' text or a 'messages' list; optional tags, priority, source."
+    )
+    source = forms.CharField(
+        required=False, max_length=200, help_text="Recorded on each prompt (default: the file name)."
+    )
+
+
+def prompt_import_page(model_admin: admin.ModelAdmin, request: HttpRequest, project_id: int) -> HttpResponse:
+    """Upload a prompt file. A small one is imported here and now; one past the background bounds
+    (prompt_import_is_large) becomes a job, and the page moves to its progress."""
+    project = get_object_or_404(Project, pk=project_id)
+    if not model_admin.has_change_permission(request, project):
+        return HttpResponse(status=403)
+    report = None
+    form = PromptImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            if upload.size > MAX_IMPORT_BYTES:
+                raise ValidationFailed(f"The file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB.")
+            if prompt_import_is_large(upload=upload, size=upload.size):
+                job = prompt_import_job_create(
+                    project=project,
+                    requested_by=request.user if request.user.is_authenticated else None,
+                    upload=upload,
+                    filename=upload.name,
+                    source=form.cleaned_data["source"],
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:annotation_project_import_job", args=[project.pk, job.pk])
+                )
+            report = prompts_import(
+                project=project,
+                content=upload.read(),
+                filename=upload.name,
+                source=form.cleaned_data["source"],
+            )
+        except ValidationFailed as error:
+            form.add_error("file", error.message)
+        else:
+            if report.ok:
+                model_admin.message_user(
+                    request,
+                    f"Imported {report.imported} prompt(s); skipped {report.duplicates} duplicate(s).",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:annotation_prompt_changelist") + f"?project__id__exact={project.pk}"
+                )
+            model_admin.message_user(
+                request, f"{len(report.errors)} bad line(s): nothing was imported.", messages.ERROR
+            )
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": f"Import prompts into {project.name}",
+        "project": project,
+        "form": form,
+        "report": report,
+        "jobs": prompt_import_jobs_for_project(project=project)[:10],
+        "opts": model_admin.model._meta,
+    }
+    return TemplateResponse(request, "admin/annotation/project/import_prompts.html", context)
+
+
+def prompt_import_job_page(
+    model_admin: admin.ModelAdmin, request: HttpRequest, project_id: int, job_id: int
+) -> HttpResponse:
+    """A background import's progress; the page reloads itself until the job has finished."""
+    project = get_object_or_404(Project, pk=project_id)
+    if not model_admin.has_change_permission(request, project):
+        return HttpResponse(status=403)
+    job = get_object_or_404(PromptImportJob, pk=job_id, project=project)
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": f"Importing {job.filename} into {project.name}",
+        "project": project,
+        "job": job,
+        "progress_percent": round(prompt_import_job_progress(job=job) * 100),
+        "opts": model_admin.model._meta,
+    }
+    return TemplateResponse(request, "admin/annotation/project/import_job.html", context)

@@ -1,5 +1,6 @@
 from annotation.models.assignments import Assignment
 from annotation.models.exports import ExportJob
+from annotation.models.imports import PromptImportJob
 from annotation.models.projects import Membership, Project
 from annotation.models.prompts import Candidate, Demonstration, Prompt
 from annotation.models.rankings import Comparison, Ranking, RankingItem
@@ -13,6 +14,7 @@ __all__ = [
     "Membership",
     "Project",
     "Prompt",
+    "PromptImportJob",
     "Ranking",
     "RankingItem",
 ]

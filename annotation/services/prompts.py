@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from django.db import transaction
 
 from annotation.models import Project, Prompt
 from config.errors import ValidationFailed
+from config.text import value_text_problem
 
 ROLES = ("system", "user", "assistant")
 MAX_TURN_CHARS = 100_000
@@ -110,6 +112,10 @@ def prompt_row_parse(*, record: Any, line: int, default_source: str) -> PromptRo
     """Turn one decoded JSONL object or CSV row into a PromptRow, or raise ValidationFailed."""
     if not isinstance(record, dict):
         raise ValidationFailed("each line must be a JSON object")
+    unstorable = value_text_problem(record)
+    if unstorable:
+        where, problem = unstorable
+        raise ValidationFailed(f"text that cannot be stored: {problem} in {where}")
     prompt, messages = record.get("prompt"), record.get("messages")
     if messages not in (None, "") and prompt not in (None, ""):
         raise ValidationFailed("give either 'prompt' or 'messages', not both")
@@ -136,23 +142,62 @@ def prompt_row_parse(*, record: Any, line: int, default_source: str) -> PromptRo
     )
 
 
-def _records_jsonl(text: str) -> Iterator[tuple[int, Any, str | None]]:
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
+# Rows per batch of the duplicate check and of the inserts: one `IN` list of this many hashes stays
+# far below PostgreSQL's 65,535 bind parameters (a single list of every hash failed past that) and
+# SQLite's 32,766, and the rows waiting to be written never exceed it, whatever the file's size.
+CHUNK_ROWS = 5_000
+IMPORT_EXTENSIONS = (".jsonl", ".json", ".ndjson", ".csv")
+
+
+@dataclass
+class LineError:
+    line: int | None
+    reason: str
+
+
+ProgressCallback = Callable[[int, int, int], None]  # (rows read, bad lines, bytes read)
+
+
+def _text_lines(stream: IO[bytes]) -> Iterator[tuple[int, str]]:
+    """The file's lines as text, numbered from 1, read one at a time (bounded memory).
+
+    Bytes that are not UTF-8 are kept as lone surrogates (`surrogateescape`), so that the check of
+    each row (config.text) names the line they are on, instead of refusing the whole file.
+    """
+    for number, raw in enumerate(stream, start=1):
+        if number == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8) :]
+        yield number, raw.decode("utf-8", errors="surrogateescape")
+
+
+def _records_jsonl(lines: Iterable[tuple[int, str]]) -> Iterator[tuple[int, Any, str | None]]:
+    for number, text in lines:
+        if not text.strip():
             continue
         try:
-            yield number, json.loads(raw), None
+            yield number, json.loads(text), None
         except json.JSONDecodeError as error:
             yield number, None, f"invalid JSON: {error.msg} at column {error.colno}"
 
 
-def _records_csv(text: str) -> Iterator[tuple[int, Any, str | None]]:
-    reader = csv.DictReader(io.StringIO(text))
-    fields = set(reader.fieldnames or [])
+def _records_csv(lines: Iterable[tuple[int, str]]) -> Iterator[tuple[int, Any, str | None]]:
+    reader = csv.DictReader(text for _number, text in lines)
+    try:
+        fields = set(reader.fieldnames or [])
+    except csv.Error as error:
+        yield 1, None, f"the header is not valid CSV: {error}"
+        return
     if not fields & {"prompt", "messages"}:
         yield 1, None, "the header must have a 'prompt' or a 'messages' column"
         return
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:  # e.g. a field past csv's size limit; the reader goes on after it
+            yield reader.line_num, None, f"not valid CSV: {error}"
+            continue
         # Line numbers count the header as line 1, as a spreadsheet shows them.
         if None in row:
             yield reader.line_num, None, "the row has more fields than the header"
@@ -160,79 +205,142 @@ def _records_csv(text: str) -> Iterator[tuple[int, Any, str | None]]:
         yield reader.line_num, row, None
 
 
-def prompt_file_parse(
-    *, content: bytes, filename: str, default_source: str = ""
-) -> tuple[list[PromptRow], list]:
-    """Parse a JSONL or CSV file (by extension) into rows, collecting every bad line with its reason."""
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ValidationFailed(f"the file is not UTF-8 text (byte {error.start})") from None
+def prompt_file_rows(
+    *, stream: IO[bytes], filename: str, default_source: str = ""
+) -> Iterator[PromptRow | LineError]:
+    """Each row of a JSONL or CSV file (by extension) as a PromptRow, or a LineError naming the line.
+
+    Reads the stream line by line: memory does not grow with the file.
+    """
     lowered = filename.lower()
+    lines = _text_lines(stream)
     if lowered.endswith((".jsonl", ".json", ".ndjson")):
-        records: Iterable[tuple[int, Any, str | None]] = _records_jsonl(text)
+        records = _records_jsonl(lines)
     elif lowered.endswith(".csv"):
-        records = _records_csv(text)
+        records = _records_csv(lines)
     else:
         raise ValidationFailed("the file must end in .jsonl or .csv")
-    rows: list[PromptRow] = []
-    errors: list[dict[str, Any]] = []
+    empty = True
     for line, record, problem in records:
+        empty = False
         if problem is None:
             try:
-                rows.append(prompt_row_parse(record=record, line=line, default_source=default_source))
+                yield prompt_row_parse(record=record, line=line, default_source=default_source)
                 continue
             except ValidationFailed as error:
                 problem = error.message
-        errors.append({"line": line, "reason": problem})
-    if not rows and not errors:
-        errors.append({"line": 0, "reason": "the file holds no prompts"})
-    return rows, errors
+        yield LineError(line=line, reason=problem)
+    if empty:
+        yield LineError(line=0, reason="the file holds no prompts")
+
+
+def _errors_reported(errors: list[dict[str, Any]], total: int) -> list[dict[str, Any]]:
+    if total > len(errors):
+        return [*errors, {"line": None, "reason": f"... and {total - len(errors)} more"}]
+    return errors
+
+
+def _rows_store(*, project: Project, rows: list[PromptRow], seen: set[str] | None, dry_run: bool) -> int:
+    """Write one batch of rows, skipping prompts the project has; returns how many were new.
+
+    Earlier batches of the same import are already in the table (same transaction), so the check
+    against it also finds a file's repeats across batches; `seen` is only needed when nothing is
+    written (a dry run).
+    """
+    hashed: dict[str, PromptRow] = {}
+    for row in rows:
+        content_hash = turns_hash(turns=row.turns)
+        if content_hash not in hashed and (seen is None or content_hash not in seen):
+            hashed[content_hash] = row
+    existing = set(
+        Prompt.objects.filter(project=project, content_hash__in=list(hashed)).values_list(
+            "content_hash", flat=True
+        )
+    )
+    new = [(content_hash, row) for content_hash, row in hashed.items() if content_hash not in existing]
+    if seen is not None:
+        seen.update(content_hash for content_hash, _row in new)
+    if not dry_run:
+        Prompt.objects.bulk_create(
+            [
+                Prompt(
+                    project=project,
+                    turns=row.turns,
+                    content_hash=content_hash,
+                    tags=row.tags,
+                    priority=row.priority,
+                    source=row.source,
+                )
+                for content_hash, row in new
+            ],
+            batch_size=1000,
+        )
+    return len(new)
+
+
+def prompts_check(
+    *, stream: IO[bytes], filename: str, on_progress: ProgressCallback | None = None
+) -> ImportReport:
+    """Read a whole file for bad lines, writing nothing (a background import's first pass, whose
+    progress others can read because no transaction hides it). `imported` counts the good rows."""
+    report = ImportReport()
+    total_errors = rows_read = 0
+    for item in prompt_file_rows(stream=stream, filename=filename):
+        rows_read += 1
+        if isinstance(item, LineError):
+            total_errors += 1
+            if len(report.errors) < MAX_IMPORT_ERRORS_REPORTED:
+                report.errors.append({"line": item.line, "reason": item.reason})
+        else:
+            report.imported += 1
+        if on_progress and rows_read % CHUNK_ROWS == 0:
+            on_progress(rows_read, total_errors, stream.tell())
+    if on_progress:
+        on_progress(rows_read, total_errors, stream.tell())
+    report.errors = _errors_reported(report.errors, total_errors)
+    return report
 
 
 @transaction.atomic
 def prompts_import(
-    *, project: Project, content: bytes, filename: str, source: str = "", dry_run: bool = False
+    *,
+    project: Project,
+    content: bytes | IO[bytes],
+    filename: str,
+    source: str = "",
+    dry_run: bool = False,
 ) -> ImportReport:
-    """Import prompts from a JSONL or CSV file into a project, all or nothing.
+    """Import prompts from a JSONL or CSV file (bytes, or a binary file read line by line) into a
+    project, all or nothing, in batches of CHUNK_ROWS: any size, in bounded memory.
 
-    A file with any bad line imports nothing; the report lists every bad line (up to a limit).
-    Prompts already in the project, or repeated in the file, are skipped and counted as duplicates.
+    A file with any bad line imports nothing (the batches already written are rolled back); the
+    report lists every bad line (up to a limit). Prompts already in the project, or repeated in the
+    file, are skipped and counted as duplicates.
     """
-    rows, errors = prompt_file_parse(content=content, filename=filename, default_source=source or filename)
+    stream = io.BytesIO(content) if isinstance(content, bytes) else content
     report = ImportReport()
-    if errors:
-        report.errors = errors[:MAX_IMPORT_ERRORS_REPORTED]
-        if len(errors) > MAX_IMPORT_ERRORS_REPORTED:
-            report.errors.append(
-                {"line": None, "reason": f"... and {len(errors) - MAX_IMPORT_ERRORS_REPORTED} more"}
-            )
-        return report
-    hashed = [(turns_hash(turns=row.turns), row) for row in rows]
-    existing = set(
-        Prompt.objects.filter(project=project, content_hash__in=[h for h, _ in hashed]).values_list(
-            "content_hash", flat=True
-        )
-    )
-    to_create: list[Prompt] = []
-    for content_hash, row in hashed:
-        if content_hash in existing:
-            report.duplicates += 1
+    total_errors = rows_good = 0
+    seen: set[str] | None = set() if dry_run else None
+    batch: list[PromptRow] = []
+    for item in prompt_file_rows(stream=stream, filename=filename, default_source=source or filename):
+        if isinstance(item, LineError):
+            total_errors += 1
+            if len(report.errors) < MAX_IMPORT_ERRORS_REPORTED:
+                report.errors.append({"line": item.line, "reason": item.reason})
+            batch = []  # nothing more is written; the file is read on to name every bad line
             continue
-        existing.add(content_hash)
-        to_create.append(
-            Prompt(
-                project=project,
-                turns=row.turns,
-                content_hash=content_hash,
-                tags=row.tags,
-                priority=row.priority,
-                source=row.source,
-            )
-        )
-    if not dry_run:
-        Prompt.objects.bulk_create(to_create, batch_size=1000)
-    report.imported = len(to_create)
+        rows_good += 1
+        if total_errors:
+            continue
+        batch.append(item)
+        if len(batch) >= CHUNK_ROWS:
+            report.imported += _rows_store(project=project, rows=batch, seen=seen, dry_run=dry_run)
+            batch = []
+    if total_errors:
+        transaction.set_rollback(True)
+        return ImportReport(errors=_errors_reported(report.errors, total_errors))
+    report.imported += _rows_store(project=project, rows=batch, seen=seen, dry_run=dry_run)
+    report.duplicates = rows_good - report.imported
     return report
 
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.test import APIClient
 
-from annotation.models import Assignment, ExportJob, Membership, Project, Ranking
+from annotation.models import Assignment, ExportJob, Membership, Project, PromptImportJob, Ranking
 from annotation.models.projects import Role
 from annotation.permissions import _ProjectRolePermission
 from tests.annotation.export_data import ranked_prompt
@@ -107,6 +107,7 @@ ENDPOINT_CLASS_BY_NAME: dict[str, str] = {
     # Object-scoped views that check the object's project through permissions.project_for_role.
     "export-job-detail": "project_admin",
     "export-job-download": "project_admin",
+    "prompt-import-detail": "project_admin",
     "ranking-gold-set": "project_admin",
     # Lists only what the caller reviews (projects_for_role): anyone signed in, an outsider gets none.
     "reward-model-active-list": "labeler_self",
@@ -210,6 +211,7 @@ def world(db, django_user_model, settings, tmp_path):
         "ranking_id": Ranking.objects.get(prompt=prompt).pk,
         "assignment_id": assignment.pk,
         "prompt_id": prompt.pk,
+        "import_id": PromptImportJob.objects.create(project=project, filename="p.jsonl").pk,
     }
     try:
         from rewards.models import RewardModel

@@ -190,3 +190,62 @@ def test_admin_project_form_refuses_bad_settings_and_keeps_the_stored_key(
     project.refresh_from_db()
     assert project.generation_backend == "openai" and project.generation_api_key == "sk-stored"
     assert "sk-stored" not in client.get(url).content.decode()
+
+
+def test_nul_lone_surrogates_and_bytes_not_utf8_are_named_by_line(project):
+    jsonl = b"\n".join(
+        [
+            b'{"prompt": "fine"}',
+            b'{"prompt": "a \\u0000 b"}',
+            b'{"prompt": "lone \\ud800"}',
+            b'{"messages": [{"role": "user", "content": "x"}], "tags": ["t\\u0000"]}',
+            b'{"prompt": "latin-1 \xe9t\xe9"}',
+            b'{"prompt": "pair \\ud83d\\ude00 is fine"}',
+        ]
+    )
+    report = prompts_import(project=project, content=jsonl, filename="p.jsonl")
+    assert [(error["line"], error["reason"]) for error in report.errors] == [
+        (2, "text that cannot be stored: a NUL character at position 2 in $.prompt"),
+        (
+            3,
+            "text that cannot be stored: a lone surrogate or bytes that are not UTF-8 at position 5 in $.prompt",
+        ),
+        (4, "text that cannot be stored: a NUL character at position 1 in $.tags[0]"),
+        (
+            5,
+            "text that cannot be stored: a lone surrogate or bytes that are not UTF-8 at position 8 in $.prompt",
+        ),
+    ]
+    csv_content = b"prompt,source\nfine,s\nnul \x00 here,s\nok,bad \xff source\n"
+    report = prompts_import(project=project, content=csv_content, filename="p.csv")
+    assert [(error["line"], error["reason"][:40]) for error in report.errors] == [
+        (3, "text that cannot be stored: a NUL charac"),
+        (4, "text that cannot be stored: a lone surro"),
+    ]
+    assert Prompt.objects.count() == 0
+
+
+def test_batches_are_all_or_nothing_and_find_duplicates_across_batches(project, monkeypatch):
+    from annotation.services import prompts as prompt_services
+
+    monkeypatch.setattr(prompt_services, "CHUNK_ROWS", 3)  # many batches from a small file
+    prompts_import(project=project, content=_jsonl({"prompt": "Q7"}), filename="a.jsonl")
+    lines = [{"prompt": f"Q{index % 8}"} for index in range(20)]  # Q0..Q7 repeat across batches
+    report = prompts_import(project=project, content=_jsonl(*lines), filename="b.jsonl")
+    assert (report.imported, report.duplicates, report.errors) == (7, 13, [])
+    assert Prompt.objects.filter(project=project).count() == 8
+
+    # Bad lines after batches were written: those batches are rolled back, every bad line named.
+    lines = [{"prompt": f"New {index}"} for index in range(10)] + [
+        {"prompt": ""},
+        {"prompt": "x", "priority": "y"},
+    ]
+    report = prompts_import(project=project, content=_jsonl(*lines), filename="c.jsonl")
+    assert [error["line"] for error in report.errors] == [11, 12] and report.imported == 0
+    assert Prompt.objects.filter(project=project).count() == 8
+
+    report = prompts_import(
+        project=project, content=_jsonl(*lines[:10], *lines[:4]), filename="d.jsonl", dry_run=True
+    )
+    assert (report.imported, report.duplicates) == (10, 4)
+    assert Prompt.objects.filter(project=project).count() == 8
