@@ -1,9 +1,12 @@
 """Who may see and do what in which project: the one home of project visibility and role checks.
 
 Roles, from least to most: labeler (works on their own tasks only), reviewer (reads everything in their
-projects, edits nothing), admin (everything: exports, gold, retraining). Django staff count as admin of
-every project. Membership decides who sees a project at all: to a non-member a project does not exist
-(404), so ids cannot be probed; a member whose role is too low gets 403.
+projects, edits nothing, takes no labeler tasks), admin (everything: exports, gold, retraining; may also
+try tasks). Superusers count as admin of every project; other staff users are what their memberships
+make them, like anyone (staff only opens the Django admin, where the same memberships and the model
+permissions apply). Membership decides who sees a project at all: to a non-member a project does not
+exist (404), so ids cannot be probed; a member whose role is too low gets 403. A labeler removed from
+a project loses their tasks in it too (`labeler_task_access_check`).
 
 Every list of projects a user may see comes from `projects_for_role` (labelers' queue:
 `projects_for_labeler`, which adds "active"); every single-project check from `project_for_role` (or
@@ -21,6 +24,9 @@ from annotation.models.projects import Role
 from config.errors import Forbidden, NotFound
 
 ROLE_LEVEL = {Role.LABELER: 1, Role.REVIEWER: 2, Role.ADMIN: 3}
+# Who takes labeler tasks: labelers, and admins trying the queue. Reviewers judge the work, so doing it
+# themselves would mix the two.
+LABELING_ROLES = (Role.LABELER, Role.ADMIN)
 MAX_ID = 2**63 - 1  # the largest id a BigAutoField can hold
 
 
@@ -28,11 +34,16 @@ def user_is_staff(user) -> bool:
     return bool(user and user.is_authenticated and (user.is_staff or user.is_superuser))
 
 
+def user_sees_every_project(user) -> bool:
+    """Superusers only: a staff user without superuser rights is scoped by their memberships."""
+    return bool(user and user.is_authenticated and user.is_superuser)
+
+
 def project_role(*, user, project: Project | int) -> str | None:
-    """The user's role in the project (staff: admin), or None for a non-member or anonymous user."""
+    """The user's role in the project (superusers: admin), or None for a non-member or anonymous user."""
     if not user or not user.is_authenticated:
         return None
-    if user_is_staff(user):
+    if user_sees_every_project(user):
         return Role.ADMIN
     project_id = project.pk if isinstance(project, Project) else project
     return Membership.objects.filter(project_id=project_id, user=user).values_list("role", flat=True).first()
@@ -43,11 +54,11 @@ def role_at_least(role: str | None, minimum: str) -> bool:
 
 
 def projects_for_role(*, user, minimum: str = Role.LABELER) -> QuerySet[Project]:
-    """Projects where the user holds at least `minimum` (staff: all), by name."""
+    """Projects where the user holds at least `minimum` (superusers: all), by name."""
     if not user or not user.is_authenticated:
         return Project.objects.none()
     projects = Project.objects.order_by("name", "id")
-    if user_is_staff(user):
+    if user_sees_every_project(user):
         return projects
     roles = [role for role, level in ROLE_LEVEL.items() if level >= ROLE_LEVEL[Role(minimum)]]
     member = Membership.objects.filter(project=OuterRef("pk"), user=user, role__in=roles)
@@ -55,8 +66,14 @@ def projects_for_role(*, user, minimum: str = Role.LABELER) -> QuerySet[Project]
 
 
 def projects_for_labeler(*, user, project_id: int | None = None) -> QuerySet[Project]:
-    """Active projects the user may label in (any role; staff: all), by name; only `project_id` if given."""
-    projects = projects_for_role(user=user, minimum=Role.LABELER).filter(is_active=True)
+    """Active projects the user may label in (labeler or admin; superusers: all), by name; only
+    `project_id` if given."""
+    if not user or not user.is_authenticated:
+        return Project.objects.none()
+    projects = Project.objects.order_by("name", "id").filter(is_active=True)
+    if not user_sees_every_project(user):
+        member = Membership.objects.filter(project=OuterRef("pk"), user=user, role__in=LABELING_ROLES)
+        projects = projects.filter(Exists(member))
     if project_id is not None:
         if not 0 < project_id <= MAX_ID:
             return projects.none()  # no such id can exist (and SQLite would overflow)
@@ -77,6 +94,21 @@ def project_for_role(*, user, project_id: int, minimum: str) -> Project:
     if not role_at_least(role, minimum):
         raise Forbidden(f"this needs the {Role(minimum).label.lower()} role in the project", code="forbidden")
     return project
+
+
+def labeler_task_access_check(*, user, role: str | None) -> None:
+    """Refuse a labeler task (lease, open, draft, skip, submit) to anyone who may not label in the project.
+
+    `role`: the user's membership role there (None: not a member). Raises NotFound for a non-member
+    (a labeler removed from the project: their old tasks look like no task at all), Forbidden for a
+    reviewer.
+    """
+    if user_sees_every_project(user):
+        return
+    if role is None:
+        raise NotFound("no such task in a project you belong to", code="assignment_not_found")
+    if role not in LABELING_ROLES:
+        raise Forbidden("reviewers read a project's work; they do not take labeler tasks", code="forbidden")
 
 
 def can_view_all_project_data(*, user, project: Project | int) -> bool:

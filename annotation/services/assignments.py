@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from annotation.models import Assignment, Project, Prompt
 from annotation.models.assignments import AssignmentStatus, TaskKind
-from annotation.permissions import MAX_ID
+from annotation.permissions import MAX_ID, labeler_task_access_check, project_role
 from annotation.selectors.queue import KINDS, prompts_needing_work, slot_capacity
 from annotation.sql.queue import (
     PromptForLease,
@@ -58,6 +58,9 @@ def assignment_get_for_labeler(*, assignment_id: int, labeler: User, lock: bool 
     assignment = assignment_for_labeler(assignment_id=assignment_id, labeler_id=labeler.pk, lock=lock)
     if assignment is None:
         raise NotFound(f"assignment {assignment_id} not found", code="assignment_not_found")
+    # Still allowed to label there: a removed labeler (404) or one made reviewer (403) loses the task,
+    # its guidelines and its draft, on the page and the API alike.
+    labeler_task_access_check(user=labeler, role=assignment.labeler_role)  # type: ignore[attr-defined]
     return assignment
 
 
@@ -180,6 +183,9 @@ def assignment_lease(
         raise NotFound(f"no active project {project_id} that you belong to", code="project_not_found")
     projects = projects_for_labeler_list(user=labeler, project_id=project_id)
     if project_id is not None and not projects:
+        if Project.objects.filter(pk=project_id, is_active=True).exists():
+            # A member who may not label there (a reviewer) is told so: 403, not "no such project".
+            labeler_task_access_check(user=labeler, role=project_role(user=labeler, project=project_id))
         raise NotFound(f"no active project {project_id} that you belong to", code="project_not_found")
     held = labeler_leases_locked(labeler_id=labeler.pk, now=now)
     # The labeler's own stale leases would otherwise keep them from the same prompt until the job runs.

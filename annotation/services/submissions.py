@@ -112,7 +112,7 @@ def _submission_claim(
     if assignment.status == AssignmentStatus.SKIPPED:
         raise Conflict("this task was skipped; it cannot be submitted", code="skipped")
     conflicts = submission_conflicts(assignment=assignment, labeler_id=labeler.pk, key=key)
-    if not assignment.project.is_active or not (labeler.is_staff or labeler.is_superuser or conflicts.member):
+    if not assignment.project.is_active or not (labeler.is_superuser or conflicts.member):
         raise Conflict("this project is closed to you now; your work was not stored", code="project_closed")
     if conflicts.key_used_elsewhere:
         raise Conflict(

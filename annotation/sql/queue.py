@@ -242,15 +242,18 @@ def projects_for_labeler_list(*, user: Any, project_id: int | None = None) -> li
     """
     projects = model_reader(Project, alias="j")
     sql = f"SELECT {projects.columns} FROM {Project._meta.db_table} j WHERE j.is_active = %(true)s"
-    if not (user.is_staff or user.is_superuser):
+    if not user.is_superuser:  # staff are scoped by their memberships like anyone
         sql += (
             f" AND EXISTS (SELECT 1 FROM {Membership._meta.db_table} m"
-            " WHERE m.project_id = j.id AND m.user_id = %(user)s)"
+            " WHERE m.project_id = j.id AND m.user_id = %(user)s AND m.role IN (%(labeler)s, %(admin)s))"
         )
     if project_id is not None:
         sql += " AND j.id = %(project)s"
     with connection.cursor() as cursor:
-        cursor.execute(sql + " ORDER BY j.name, j.id", {"true": True, "user": user.pk, "project": project_id})
+        cursor.execute(
+            sql + " ORDER BY j.name, j.id",
+            {"true": True, "user": user.pk, "project": project_id, "labeler": "labeler", "admin": "admin"},
+        )
         return [projects.read(row) for row in cursor.fetchall()]
 
 

@@ -50,14 +50,20 @@ def token_user(*, key: str) -> tuple[Token, Any] | None:
 
 
 def assignment_for_labeler(*, assignment_id: int, labeler_id: int, lock: bool) -> Assignment | None:
-    """The labeler's assignment with its project and prompt cached on it, or None; `lock`: FOR UPDATE OF it."""
+    """The labeler's assignment with its project and prompt cached on it, or None; `lock`: FOR UPDATE OF it.
+
+    The labeler's current role in the project (None once removed) comes with it as `labeler_role`,
+    in the same statement, for the access check every task request makes.
+    """
     assignments, projects, prompts = (
         model_reader(Assignment, alias="a"),
         model_reader(Project, alias="j"),
         model_reader(Prompt, alias="p"),
     )
     sql = (
-        f"SELECT {assignments.columns}, {projects.columns}, {prompts.columns}"
+        f"SELECT {assignments.columns}, {projects.columns}, {prompts.columns},"
+        f" (SELECT m.role FROM {Membership._meta.db_table} m"
+        " WHERE m.project_id = a.project_id AND m.user_id = a.labeler_id)"
         f" FROM {_A} a JOIN {Project._meta.db_table} j ON j.id = a.project_id"
         f" JOIN {_P} p ON p.id = a.prompt_id WHERE a.id = %s AND a.labeler_id = %s"
     )
@@ -73,6 +79,7 @@ def assignment_for_labeler(*, assignment_id: int, labeler_id: int, lock: bool) -
     Assignment.prompt.field.set_cached_value(
         assignment, prompts.read(row, assignments.width + projects.width)
     )
+    assignment.labeler_role = row[-1]  # type: ignore[attr-defined]
     return assignment
 
 
