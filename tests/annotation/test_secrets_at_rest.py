@@ -77,3 +77,30 @@ def test_migration_encrypts_existing_keys_and_reverses():
         executor = MigrationExecutor(connection)
         executor.migrate(latest)
         Project.objects.filter(name="Old").delete()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_drops_stored_export_seeds(project, labeler):
+    from annotation.models import ExportJob
+
+    executor = MigrationExecutor(connection)
+    latest = executor.loader.graph.leaf_nodes()
+    try:
+        executor.migrate([("annotation", "0008_prompt_import_job")])
+        old = (
+            MigrationExecutor(connection).loader.project_state(("annotation", "0008_prompt_import_job")).apps
+        )
+        OldJob = old.get_model("annotation", "ExportJob")
+        seeded = OldJob.objects.create(
+            project_id=project.pk,
+            export_format="pairs",
+            filters={"anonymise_seed": "s3cret", "min_agreement": 0.5},
+        )
+        plain = OldJob.objects.create(
+            project_id=project.pk, export_format="pairs", filters={"anonymise_seed": ""}
+        )
+        MigrationExecutor(connection).migrate([("annotation", "0009_exportjob_filters_without_seed")])
+        assert ExportJob.objects.get(pk=seeded.pk).filters == {"anonymise": True, "min_agreement": 0.5}
+        assert ExportJob.objects.get(pk=plain.pk).filters == {}
+    finally:
+        MigrationExecutor(connection).migrate(latest)
