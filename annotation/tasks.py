@@ -18,22 +18,30 @@ from annotation.generation.base import GenerationFailed, GenerationUnavailable
 from annotation.services import candidates as candidate_services
 from annotation.services.assignments import assignments_expire as assignments_expire_service
 from annotation.services.exports import export_job_run
+from annotation.services.exports import export_jobs_resend as export_jobs_resend_service
+from annotation.services.prompt_imports import prompt_import_job_run
 from annotation.services.submissions import (
     prompt_done_counts_reconcile as prompt_done_counts_reconcile_service,
 )
+from config.celery import time_limits
 from config.errors import NotFound
 
 logger = logging.getLogger(__name__)
 
-# Retries of a passing backend failure: about 30 s, 1, 2, 4 and 8 minutes apart (with jitter), so
-# a server restart or a short outage is ridden out; the whole run stays inside the 30 minutes after
-# which a queue mark counts as stale.
+# Retries of a passing backend failure: up to about 30 s, 1, 2, 4 and 4 minutes apart (full jitter),
+# so a server restart or a short outage is ridden out. Each retry refreshes the prompt's queue mark;
+# a wait plus one attempt (GENERATION_TIME_LIMIT) stays inside QUEUED_STALE_AFTER
+# (annotation/selectors/candidates.py), and a wait inside the broker's visibility timeout, which a
+# message held for its countdown also counts against.
 MAX_RETRIES = 5
 RETRY_BACKOFF_SECONDS = 30
-RETRY_BACKOFF_MAX_SECONDS = 8 * 60
+RETRY_BACKOFF_MAX_SECONDS = 4 * 60
+# One attempt: K samples, each an HTTP request with its own timeouts and retries, or a local model's
+# seconds. Running past it is a passing failure, retried like one.
+GENERATION_TIME_LIMIT = 8 * 60
 
 
-@shared_task(name="annotation.assignments_expire", soft_time_limit=60, time_limit=90)
+@shared_task(name="annotation.assignments_expire", **time_limits(90))
 def assignments_expire() -> int:
     expired = assignments_expire_service()
     if expired:
@@ -41,7 +49,7 @@ def assignments_expire() -> int:
     return expired
 
 
-@shared_task(name="annotation.prompt_done_counts_reconcile", soft_time_limit=5 * 60, time_limit=6 * 60)
+@shared_task(name="annotation.prompt_done_counts_reconcile", **time_limits(6 * 60))
 def prompt_done_counts_reconcile() -> int:
     repaired = prompt_done_counts_reconcile_service()
     if repaired:
@@ -49,19 +57,35 @@ def prompt_done_counts_reconcile() -> int:
     return repaired
 
 
-@shared_task(name="annotation.export_run", soft_time_limit=50 * 60, time_limit=55 * 60)
+# As long as the settings' CELERY_TASK_TIME_LIMIT allows (10 minutes by default): exports stream,
+# so this is millions of rows; an export past it fails with the reason on the job.
+@shared_task(name="annotation.export_run", **time_limits(55 * 60))
 def export_run(job_id: int) -> str | None:
     """Write one queued ExportJob to its file under EXPORT_DIR (idempotent: see export_job_run)."""
     job = export_job_run(job_id=job_id)
     return job.status if job else None
 
 
+# A 100,000-prompt file takes well under a minute; the bound leaves room for files of any size the
+# upload allows (MAX_IMPORT_BYTES) within the settings' cap on every task.
+@shared_task(name="annotation.prompt_import_run", soft_time_limit=9 * 60, time_limit=10 * 60)
+def prompt_import_run(job_id: int) -> str | None:
+    """Import one queued prompt file, all or nothing (idempotent: see prompt_import_job_run)."""
+    job = prompt_import_job_run(job_id=job_id)
+    return job.status if job else None
+
+
+@shared_task(name="annotation.export_jobs_resend", **time_limits(60))
+def export_jobs_resend() -> list[int]:
+    """Periodic (every minute): send the export jobs whose task never reached the broker."""
+    return export_jobs_resend_service()
+
+
 @shared_task(
     bind=True,
     name="annotation.generation.candidates_generate",
     max_retries=MAX_RETRIES,
-    soft_time_limit=15 * 60,
-    time_limit=16 * 60,
+    **time_limits(GENERATION_TIME_LIMIT),
 )
 def candidates_generate(self: Any, prompt_id: int) -> dict[str, Any]:
     """Top one prompt up to K candidates; retries passing backend errors, records the final one."""
@@ -93,7 +117,7 @@ def candidates_generate(self: Any, prompt_id: int) -> dict[str, Any]:
     return {"prompt_id": prompt_id, "error": final}
 
 
-@shared_task(name="annotation.generation.candidates_top_up", soft_time_limit=60, time_limit=90)
+@shared_task(name="annotation.generation.candidates_top_up", **time_limits(90))
 def candidates_top_up() -> dict[str, list[int]]:
     """Periodic: enqueue generation where a project's pool of ready prompts is below its mark."""
     enqueued = candidate_services.candidates_top_up()

@@ -1,11 +1,27 @@
-"""The Celery app: JSON only, time limits on every task, three queues, beat for periodic jobs."""
+"""The Celery app: JSON only, time limits on every task, three queues, beat for periodic jobs.
+
+How work survives a broker outage or a killed worker:
+- A task is sent after its row commits; if the broker is down then, `task_send_safely` logs it and
+  the request still succeeds. The row says it was never sent, and a beat job re-sends it once the
+  broker is back (exports: annotation.export_jobs_resend; training: rewards.reward_model_runs_recover).
+- Tasks are acks-late with a hard time limit of at most CELERY_TASK_TIME_LIMIT, below the broker's
+  visibility timeout (settings), so a killed worker's message comes back within minutes and is
+  never handed out while it still runs. Work longer than that is split (scoring re-sends itself in
+  chunks) or heartbeats (training: a run silent too long is re-sent and taken over by a new worker).
+- A warm shutdown tells running tasks to stop at their next step (`worker_stop_requested`) and, past
+  CELERY_WORKER_WARM_SHUTDOWN_SECONDS, turns cold, which hands unfinished tasks back to the queue.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import signal
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from celery import Celery
 from celery.schedules import crontab
@@ -14,6 +30,11 @@ from celery.worker import state as worker_state
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+logger = logging.getLogger(__name__)
+
+# How often beat looks for rows whose task never reached a worker; a row is re-sent once it is
+# about this old, so a send that is merely in flight is not doubled.
+RESEND_EVERY_SECONDS = 60.0
 
 app = Celery("rlhf")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -31,9 +52,8 @@ app.conf.update(
         "rewards.reward_model_train": {"queue": "training"},
         "rewards.candidates_score": {"queue": "training"},
     },
-    # A task runs at most an hour; training sets its own, longer limit.
-    task_soft_time_limit=55 * 60,
-    task_time_limit=60 * 60,
+    # The hard time limit is CELERY_TASK_TIME_LIMIT from the settings; each task declares its own
+    # with `time_limits`, never above it.
     # A task whose worker dies is redelivered, so tasks are written to be idempotent.
     task_acks_late=True,
     task_reject_on_worker_lost=True,
@@ -55,6 +75,15 @@ app.conf.update(
         "retrain-reward-models-when-due": {
             "task": "rewards.reward_models_retrain_due",
             "schedule": crontab(minute="*/5"),
+        },
+        # Work whose task never reached a worker (broker down at commit, worker killed): send again.
+        "resend-unsent-export-jobs": {
+            "task": "annotation.export_jobs_resend",
+            "schedule": RESEND_EVERY_SECONDS,
+        },
+        "recover-reward-model-runs": {
+            "task": "rewards.reward_model_runs_recover",
+            "schedule": RESEND_EVERY_SECONDS,
         },
     },
     beat_schedule_filename=os.environ.get("CELERY_BEAT_SCHEDULE_FILE", "var/celerybeat-schedule"),
@@ -80,6 +109,45 @@ def task_send(name: str, *args: object, **options: object) -> None:
     app.tasks[name].apply_async(args=args, **options)  # type: ignore[arg-type]
 
 
+def task_send_safely(send: Callable[[], None], *, what: str) -> bool:
+    """Call `send` (a task_send); True if the broker took the message, False (logged) if not.
+
+    For on-commit callbacks: the row is committed whatever happens here, so a broker that is down
+    must not turn the request into an error. The caller leaves the row marked as not sent, for its
+    re-send job to find.
+    """
+    try:
+        send()
+    except Exception as error:  # kombu and redis raise many kinds; any of them means "not sent"
+        logger.warning("could not send %s, it will be re-sent: %s: %s", what, type(error).__name__, error)
+        return False
+    return True
+
+
+def time_limits(seconds: float) -> dict[str, float]:
+    """Celery's soft and hard time limits for a task that needs up to `seconds`, capped at the
+    settings' CELERY_TASK_TIME_LIMIT (below the broker's visibility timeout: see the settings).
+    The soft limit comes first, leaving the task a moment to record why it stopped."""
+    from django.conf import settings
+
+    hard = float(min(seconds, settings.CELERY_TASK_TIME_LIMIT))
+    return {"soft_time_limit": hard - max(1.0, min(60.0, hard / 10)), "time_limit": hard}
+
+
+# Set in a worker's processes once a warm shutdown begins: long tasks check it between steps and
+# stop early, leaving their work resumable, instead of being cut off at the cold shutdown.
+_stop_requested = threading.Event()
+
+
+def worker_stop_requested() -> bool:
+    """True once this worker is shutting down; always False outside a worker."""
+    return _stop_requested.is_set()
+
+
+def _stop_requested_set(*_: Any) -> None:
+    _stop_requested.set()
+
+
 @worker_process_init.connect
 def pool_process_leave_the_workers_group(**_: object) -> None:
     """Move this prefork pool process into a process group of its own.
@@ -94,16 +162,27 @@ def pool_process_leave_the_workers_group(**_: object) -> None:
     os.setpgid(0, 0)
 
 
+@worker_process_init.connect
+def pool_process_hear_the_warm_shutdown(**_: object) -> None:
+    """A pool process learns of its worker's warm shutdown from SIGUSR2 (see below)."""
+    signal.signal(signal.SIGUSR2, _stop_requested_set)
+
+
 # On a warm shutdown (SIGTERM from honcho under `make run`, or `docker stop`) a task in flight gets
-# this long to finish. Then the worker shuts down cold, which hands the task back to the queue
-# (acks late, rejected when its worker is lost) for a worker to run again: generation and training
-# take minutes, far longer than anyone waits after Ctrl-C, or docker before it kills.
-WARM_SHUTDOWN_SECONDS = 5.0
+# CELERY_WORKER_WARM_SHUTDOWN_SECONDS to finish or stop at its next step. Then the worker shuts down
+# cold, which hands the task back to the queue (acks late, rejected when its worker is lost) for a
+# worker to run again: generation takes minutes, longer than anyone waits after Ctrl-C.
 _warm_shutdown_watch: threading.Thread | None = None
 
 
+def _warm_shutdown_seconds() -> float:
+    from django.conf import settings
+
+    return float(getattr(settings, "CELERY_WORKER_WARM_SHUTDOWN_SECONDS", 5.0))
+
+
 def _cold_shutdown_once_past_the_bound() -> None:
-    time.sleep(WARM_SHUTDOWN_SECONDS)
+    time.sleep(_warm_shutdown_seconds())
     # An idle worker may still be closing its pool and broker connection: nothing to cut short.
     while not worker_state.active_requests:
         time.sleep(0.5)
@@ -112,12 +191,22 @@ def _cold_shutdown_once_past_the_bound() -> None:
 
 @worker_shutting_down.connect
 def worker_bound_the_warm_shutdown(how: str, **_: object) -> None:
-    """Turn a warm shutdown into a cold one once WARM_SHUTDOWN_SECONDS have passed with tasks running.
+    """Ask running tasks to stop at their next step, and turn a warm shutdown into a cold one once
+    CELERY_WORKER_WARM_SHUTDOWN_SECONDS have passed with tasks still running.
 
     Sent in the worker's main process, from its signal handler (a second SIGTERM changes nothing).
+    The main process runs the tasks itself in the solo pool; the prefork pool's processes hear it
+    from SIGUSR2, since they left the worker's process group and get no SIGTERM.
     """
     global _warm_shutdown_watch
     if how != "Warm" or _warm_shutdown_watch is not None:
         return
+    _stop_requested.set()
+    from billiard.process import active_children
+
+    for child in active_children():
+        if child.pid:
+            with contextlib.suppress(ProcessLookupError):  # it just exited
+                os.kill(child.pid, signal.SIGUSR2)
     _warm_shutdown_watch = threading.Thread(target=_cold_shutdown_once_past_the_bound, daemon=True)
     _warm_shutdown_watch.start()

@@ -47,6 +47,11 @@ class RewardModel(models.Model):
     error = models.TextField(blank=True)
     is_active = models.BooleanField(default=False)
     celery_task_id = models.CharField(max_length=100, blank=True)
+    # When the training task last reached the broker; empty while it has not (the broker was down
+    # when the run was queued): the recovery job sends it then.
+    task_sent_at = models.DateTimeField(null=True, blank=True)
+    # How many times a worker has started this run: a run taken over from a dead worker counts again.
+    attempts = models.PositiveSmallIntegerField(default=0)
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life from the worker.")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -6,10 +6,12 @@ import logging
 
 from celery import shared_task
 
+from config.celery import time_limits
 from config.errors import Conflict, NotFound
 from rewards.services.retraining import reward_models_retrain_due as retrain_due_service
-from rewards.services.scoring import candidates_score as candidates_score_service
-from rewards.services.scoring import reward_models_score_new_candidates
+from rewards.services.runs import reward_model_runs_recover as runs_recover_service
+from rewards.services.scoring import SCORE_CHUNK_SECONDS, reward_models_score_new_candidates
+from rewards.services.scoring import candidates_score_chunk as candidates_score_service
 from rewards.services.training import reward_model_train as reward_model_train_service
 
 logger = logging.getLogger(__name__)
@@ -22,21 +24,23 @@ TRAIN_TIME_LIMIT = TRAIN_SOFT_TIME_LIMIT + 300
 @shared_task(
     bind=True,
     name="rewards.reward_model_train",
-    acks_late=True,
+    # The one task longer than the broker's visibility timeout, so the one not acknowledged late:
+    # a message handed back while it still ran would start a second training. Its run's heartbeat
+    # tells whether a worker is on it; reward_model_runs_recover re-sends a silent one.
+    acks_late=False,
     soft_time_limit=TRAIN_SOFT_TIME_LIMIT,
     time_limit=TRAIN_TIME_LIMIT,
 )
 def reward_model_train(self, reward_model_id: int) -> str:
-    """Train one queued run. A redelivered message finds the run no longer queued and does nothing."""
+    """Train one queued run, or take over one whose worker died; a duplicate message does nothing."""
     reward_model = reward_model_train_service(reward_model_id=reward_model_id, task_id=self.request.id or "")
     return reward_model.status if reward_model is not None else "skipped"
 
 
-@shared_task(
-    name="rewards.candidates_score", acks_late=True, soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300
-)
+@shared_task(name="rewards.candidates_score", **time_limits(SCORE_CHUNK_SECONDS * 3))
 def candidates_score(reward_model_id: int) -> int:
-    """Score the project's candidates with one version; idempotent (existing scores are kept)."""
+    """Score a chunk of the project's candidates with one version, then send itself for the rest;
+    idempotent (existing scores are kept)."""
     try:
         return candidates_score_service(reward_model_id=reward_model_id)
     except (NotFound, Conflict) as error:
@@ -44,10 +48,17 @@ def candidates_score(reward_model_id: int) -> int:
         return 0
 
 
-@shared_task(name="rewards.reward_models_retrain_due", soft_time_limit=120, time_limit=180)
+@shared_task(name="rewards.reward_models_retrain_due", **time_limits(180))
 def reward_models_retrain_due() -> list[int]:
-    """Periodic: fail stale runs, queue runs for projects with enough new comparisons, and score
-    candidates that arrived after the active version was trained."""
+    """Periodic: recover runs no worker has, queue runs for projects with enough new comparisons,
+    and score candidates that arrived after the active version was trained."""
     started = [reward_model.pk for reward_model in retrain_due_service()]
     reward_models_score_new_candidates()
     return started
+
+
+@shared_task(name="rewards.reward_model_runs_recover", **time_limits(60))
+def reward_model_runs_recover() -> dict[str, list[int]]:
+    """Periodic (every minute): send again the training of runs that no worker has."""
+    recovery = runs_recover_service()
+    return {"resent": recovery.resent, "failed": recovery.failed}

@@ -19,9 +19,12 @@ from annotation.models import Assignment, Candidate, Demonstration, Membership, 
 from annotation.models.prompts import CandidateSource
 from annotation.models.rankings import RankingSource
 
-# Longer than a generation job with all its retries normally takes; after this a queued prompt
-# is assumed lost (worker killed, broker flushed) and may be enqueued again.
-QUEUED_STALE_AFTER = timedelta(minutes=30)
+# After this a prompt marked as generating is assumed lost (its message never sent, or the broker
+# flushed) and may be enqueued again. Longer than one generation attempt (8 min hard limit, see
+# annotation/tasks.py) plus the wait before a retry (at most 4 min; each retry renews the mark), and
+# than the broker's visibility timeout (11 min by default), after which a killed worker's message
+# comes back by itself: so a live job is not doubled, and a lost one is redone in minutes.
+QUEUED_STALE_AFTER = timedelta(minutes=13)
 # A prompt whose generation failed is left alone this long before the top-up tries it again, so a
 # broken setting does not spin the workers; "generate now" in the admin skips the wait.
 ERROR_COOLDOWN = timedelta(minutes=30)

@@ -12,6 +12,8 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +27,22 @@ from annotation.exports.formats import FORMATS, ExportFormat, format_batches, fo
 from annotation.exports.writers import FILE_FORMATS, encode, gzip_chunks
 from annotation.models import ExportJob, Project
 from annotation.models.exports import ExportStatus
-from config.celery import task_send
+from config.celery import RESEND_EVERY_SECONDS, task_send, task_send_safely
 from config.errors import ValidationFailed
 
 logger = logging.getLogger(__name__)
+
+# By name: the tasks module imports this one.
+EXPORT_TASK = "annotation.export_run"
+# A queued job carries this as its `error` until its task has reached the broker, which the admin
+# reads meanwhile. A job whose send failed (the broker was down) or never happened (the process
+# died right after the commit) keeps it, and export_jobs_resend sends it again once it is older
+# than RESEND_AFTER, so a send still in flight is not doubled. (The text is the mark because the
+# job has no field of its own for it.)
+NOT_SENT = (
+    "Waiting to be handed to a worker; if the task queue is unreachable, it is sent again once it is back."
+)
+RESEND_AFTER = timedelta(seconds=RESEND_EVERY_SECONDS)
 
 ProgressCallback = Callable[[int, int], None]  # (records written, source rows read)
 
@@ -147,10 +161,44 @@ def export_job_create(
         export_format=request.export_format.name,
         file_format=request.file_format,
         filters=request.filters.as_json(),
+        error=NOT_SENT,
     )
-    # By name: the tasks module imports this one.
-    transaction.on_commit(lambda: task_send("annotation.export_run", job.pk))
+    # robust: the job is committed; a broker that is down (or a database error while clearing the
+    # mark) must not turn the request into an error. The mark stays and the job is re-sent.
+    # (A lambda, not a partial: Django names the callback by its __qualname__ when it logs a failure.)
+    transaction.on_commit(lambda: export_job_send(job=job), robust=True)
     return job
+
+
+def export_job_send(*, job: ExportJob) -> bool:
+    """Send the job's task now (after its row committed) and clear its not-sent mark; False, logged,
+    if the broker is unreachable, when the mark stays for `export_jobs_resend`."""
+    if not task_send_safely(partial(task_send, EXPORT_TASK, job.pk), what=f"export job {job.pk}"):
+        return False
+    # Only while still queued: a worker may have claimed the job (which clears the mark) already.
+    ExportJob.objects.filter(pk=job.pk, status=ExportStatus.QUEUED, error=NOT_SENT).update(error="")
+    if job.error == NOT_SENT:
+        job.error = ""
+    return True
+
+
+@transaction.atomic
+def export_jobs_resend(*, now: datetime | None = None) -> list[int]:
+    """Send the queued jobs still marked not sent after RESEND_AFTER; returns their ids.
+
+    The rows stay locked while their tasks are sent (SKIP LOCKED on PostgreSQL), so two overlapping
+    runs never send one job twice; a worker claiming one meanwhile waits for this commit.
+    """
+    now = now or timezone.now()
+    unsent = list(
+        ExportJob.objects.select_for_update(skip_locked=True).filter(
+            status=ExportStatus.QUEUED, error=NOT_SENT, created_at__lt=now - RESEND_AFTER
+        )
+    )
+    resent = [job.pk for job in unsent if export_job_send(job=job)]
+    if resent:
+        logger.warning("re-sent the task of export job(s) %s", resent)
+    return resent
 
 
 def export_job_path(*, job: ExportJob) -> Path:

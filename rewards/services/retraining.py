@@ -10,7 +10,7 @@ from django.utils import timezone
 from config.errors import Conflict, ValidationFailed
 from rewards.models import RewardModel, RewardModelStatus, RewardModelTrigger
 from rewards.selectors.reward_models import comparisons_new_count, projects_with_retraining
-from rewards.services.runs import reward_model_request, reward_model_runs_fail_stale
+from rewards.services.runs import reward_model_request, reward_model_runs_recover
 
 logger = logging.getLogger(__name__)
 
@@ -20,9 +20,10 @@ RETRY_FAILED_AFTER = timedelta(hours=1)
 
 
 def reward_models_retrain_due() -> list[RewardModel]:
-    """Fail stale runs, then queue a run for every project with retraining on and at least
-    `retrain_min_new_comparisons` comparisons since its last successful version's cut-off."""
-    reward_model_runs_fail_stale()
+    """Recover runs that no worker has (see runs.reward_model_runs_recover), then queue a run for
+    every project with retraining on and at least `retrain_min_new_comparisons` comparisons since
+    its last successful version's cut-off."""
+    reward_model_runs_recover()
     started: list[RewardModel] = []
     for project in projects_with_retraining():
         new = comparisons_new_count(project=project)

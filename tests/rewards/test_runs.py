@@ -1,4 +1,5 @@
-"""Run bookkeeping: one run at a time, the periodic trigger, redelivery, stale runs, cancelling."""
+"""Run bookkeeping: one run at a time, the periodic trigger, redelivery, takeover and recovery of
+runs no worker has, cancelling."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ from config.errors import Conflict, ValidationFailed
 from rewards.models import RewardModel, RewardModelStatus
 from rewards.services.retraining import reward_models_retrain_due
 from rewards.services.runs import (
+    MAX_ATTEMPTS,
+    RESEND_UNSENT_AFTER,
     reward_model_cancel,
     reward_model_heartbeat,
     reward_model_request,
-    reward_model_runs_fail_stale,
+    reward_model_requeue,
+    reward_model_runs_recover,
     reward_model_start,
 )
 from rewards.services.training import reward_model_train
@@ -69,22 +73,76 @@ def test_the_periodic_trigger_fires_at_n_new_comparisons_and_not_before(project,
 def test_a_redelivered_task_does_not_train_twice(project):
     run = reward_model_request(project=project, trigger="api")
     assert reward_model_start(reward_model_id=run.pk, task_id="first") is not None
-    # The broker hands the same message to another worker: the run is no longer queued.
+    # The broker hands the same message to another worker while the first still beats: nothing to do.
     assert reward_model_train(reward_model_id=run.pk, task_id="again") is None
     run.refresh_from_db()
-    assert run.status == RewardModelStatus.RUNNING and run.celery_task_id == "first"
+    assert run.status == RewardModelStatus.RUNNING and run.celery_task_id == "first" and run.attempts == 1
 
 
-def test_stale_runs_fail_and_free_the_project(project):
+def test_a_task_takes_over_a_run_whose_heartbeat_is_stale_and_the_old_attempt_is_shut_out(project):
     run = reward_model_request(project=project, trigger="api")
-    reward_model_start(reward_model_id=run.pk)
-    assert reward_model_runs_fail_stale() == 0  # fresh heartbeat
+    first = reward_model_start(reward_model_id=run.pk, task_id="first")
     RewardModel.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
-    # A new request first fails the stale run, then queues.
-    second = reward_model_request(project=project, trigger="api")
+
+    second = reward_model_start(reward_model_id=run.pk, task_id="second")
+
+    assert second is not None and second.attempts == 2 and second.status == RewardModelStatus.RUNNING
+    assert "attempt 2" in second.progress_message
+    # The first worker, thought dead, wakes up: its beats and its result are refused.
+    assert not reward_model_heartbeat(
+        reward_model_id=run.pk, progress=0.9, message="x", attempt=first.attempts
+    )
+    assert reward_model_heartbeat(reward_model_id=run.pk, progress=0.1, message="y", attempt=2)
+
+
+def test_a_run_started_too_often_fails_and_frees_the_project(project):
+    run = reward_model_request(project=project, trigger="api")
+    RewardModel.objects.filter(pk=run.pk).update(
+        status=RewardModelStatus.RUNNING,
+        attempts=MAX_ATTEMPTS,
+        heartbeat_at=timezone.now() - timedelta(hours=1),
+    )
+    recovery = reward_model_runs_recover()
     run.refresh_from_db()
-    assert run.status == RewardModelStatus.FAILED and "heartbeat" in run.error
-    assert second.status == RewardModelStatus.QUEUED
+    assert recovery.failed == [run.pk] and recovery.resent == []
+    assert run.status == RewardModelStatus.FAILED and "heartbeats" in run.error
+    assert reward_model_request(project=project, trigger="api").status == RewardModelStatus.QUEUED
+
+
+def test_recovery_resends_unsent_and_silent_runs_once(project, django_capture_on_commit_callbacks, settings):
+    # No broker at all: every send fails, as when Redis is down.
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    run = reward_model_request(project=project, trigger="api")
+    assert run.task_sent_at is None
+    now = timezone.now()
+    assert reward_model_runs_recover(now=now).resent == []  # a send may still be in flight
+    later = now + RESEND_UNSENT_AFTER + timedelta(seconds=1)
+    assert reward_model_runs_recover(now=later).resent == [run.pk]
+    # Sent this time: not sent again, though nobody has picked it up yet.
+    RewardModel.objects.filter(pk=run.pk).update(task_sent_at=later)
+    assert reward_model_runs_recover(now=later + timedelta(seconds=90)).resent == []
+
+    # A worker started it and fell silent: re-sent once, not on every pass.
+    reward_model_start(reward_model_id=run.pk)
+    RewardModel.objects.filter(pk=run.pk).update(
+        task_sent_at=timezone.now() - timedelta(minutes=62), heartbeat_at=timezone.now() - timedelta(hours=1)
+    )
+    assert reward_model_runs_recover().resent == [run.pk]
+    RewardModel.objects.filter(pk=run.pk).update(task_sent_at=timezone.now())
+    assert reward_model_runs_recover().resent == []
+    # A new request finds the run still in flight (being recovered), not failed.
+    with pytest.raises(Conflict):
+        reward_model_request(project=project, trigger="api")
+
+
+def test_a_warm_shutdown_puts_the_run_back_in_the_queue(project):
+    run = reward_model_request(project=project, trigger="api")
+    started = reward_model_start(reward_model_id=run.pk)
+    assert reward_model_requeue(reward_model_id=run.pk, attempt=started.attempts, reason="worker shut down")
+    run.refresh_from_db()
+    assert run.status == RewardModelStatus.QUEUED and run.task_sent_at is None
+    again = reward_model_start(reward_model_id=run.pk)
+    assert again is not None and again.attempts == 2
 
 
 def test_cancel_stops_a_running_run_at_its_next_heartbeat(project):
