@@ -182,3 +182,20 @@ def test_one_hundred_thousand_prompts_import_on_postgresql(
     )
     assert Prompt.objects.filter(project=project).count() == count
     assert seconds < 180
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.django_db(transaction=True)
+def test_a_job_started_while_the_broker_is_unreachable_fails_saying_so(
+    project, project_admin, api_client, media_dir
+):
+    from tests.faults.processes import celery_broker, free_port
+
+    api_client.force_authenticate(project_admin)
+    with celery_broker(f"redis://127.0.0.1:{free_port()}/0"):  # nothing listens there
+        response = _start(api_client, project, _jsonl("A?", "B?"))
+    assert response.status_code == 202, response.content
+    job = response.json()
+    assert job["status"] == "failed" and "task queue could not be reached" in job["error"]
+    assert PromptImportJob.objects.get(pk=job["id"]).status == "failed"  # not left queued, orphaned
+    assert Prompt.objects.count() == 0 and not list(media_dir.rglob("*.jsonl"))
