@@ -18,6 +18,7 @@ from annotation.api.serializers_exports import (
     ExportStreamQuerySerializer,
 )
 from annotation.exports.filters import FILTER_KEYS
+from annotation.exports.writers import FILE_FORMATS
 from annotation.permissions import IsProjectAdmin
 from annotation.selectors.exports import (
     export_job_file,
@@ -27,9 +28,13 @@ from annotation.selectors.exports import (
 )
 from annotation.services.exports import export_job_create, export_request_validate, export_stream
 
-_FILE_RESPONSE = OpenApiResponse(
-    response=OpenApiTypes.BINARY, description="The dataset: JSONL, gzipped JSONL or Parquet."
-)
+# One response per file format, each under its own media type: the Content-Type the file is sent with.
+_FILE_RESPONSES = {
+    (200, media_type): OpenApiResponse(
+        response=OpenApiTypes.BINARY, description="The dataset, in the file format asked for."
+    )
+    for media_type, _extension in FILE_FORMATS.values()
+}
 
 
 def streaming_download(*, request_obj) -> StreamingHttpResponse:
@@ -50,7 +55,7 @@ class ExportStreamApi(APIView):
     @extend_schema(
         operation_id="export_stream",
         parameters=[ExportStreamQuerySerializer],
-        responses={200: _FILE_RESPONSE},
+        responses=_FILE_RESPONSES,
     )
     def get(self, request, project_id: int):
         query = ExportStreamQuerySerializer(data=request.query_params)
@@ -130,7 +135,7 @@ class ExportJobListApi(GenericAPIView):
     permission_classes = [IsProjectAdmin]
     serializer_class = ExportJobOutputSerializer
 
-    @extend_schema(operation_id="export_job_list")
+    @extend_schema(operation_id="export_job_list", responses=ExportJobOutputSerializer(many=True))
     def get(self, request, project_id: int):
         page = self.paginate_queryset(export_jobs_for_project(project=self.project))
         return self.get_paginated_response(ExportJobOutputSerializer(page, many=True).data)
@@ -148,8 +153,15 @@ class ExportJobDetailApi(APIView):
 class ExportJobDownloadApi(APIView):
     """The finished export's file, streamed from disk."""
 
-    @extend_schema(operation_id="export_job_download", responses={200: _FILE_RESPONSE})
+    @extend_schema(operation_id="export_job_download", responses=_FILE_RESPONSES)
     def get(self, request, job_id: int):
         job = export_job_get_for_admin(user=request.user, job_id=job_id)
         path = export_job_file(job=job)
-        return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name)  # noqa: SIM115
+        return FileResponse(
+            open(path, "rb"),  # noqa: SIM115 - FileResponse closes it
+            as_attachment=True,
+            filename=path.name,
+            # The format's own type, as the stream sends it; guessed from the name, .jsonl and
+            # .parquet would be application/octet-stream.
+            content_type=FILE_FORMATS[job.file_format][0],
+        )

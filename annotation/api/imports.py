@@ -53,7 +53,7 @@ class PromptImportJobListApi(GenericAPIView):
     permission_classes = [IsProjectAdmin]
     serializer_class = PromptImportJobOutputSerializer
 
-    @extend_schema(operation_id="prompt_import_list")
+    @extend_schema(operation_id="prompt_import_list", responses=PromptImportJobOutputSerializer(many=True))
     def get(self, request, project_id: int):
         page = self.paginate_queryset(prompt_import_jobs_for_project(project=self.project))
         return self.get_paginated_response(PromptImportJobOutputSerializer(page, many=True).data)

@@ -46,6 +46,7 @@ from annotation.services.assignments import (
 from annotation.services.demonstrations import demonstration_submit
 from annotation.services.rankings import ItemInput, ranking_submit
 from config.errors import ValidationFailed
+from config.openapi import error_response
 
 
 def _submitted(created: bool) -> int:
@@ -106,6 +107,7 @@ class AssignmentLeaseApi(APIView):
             201: TaskOutputSerializer,
             200: TaskOutputSerializer,
             204: OpenApiResponse(description="No task of that kind is available now."),
+            404: error_response("`project` names no active project the caller belongs to."),
         },
     )
     def post(self, request: Request) -> Response:

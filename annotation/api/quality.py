@@ -51,7 +51,7 @@ class LabelerStatsListApi(GenericAPIView):
     permission_classes = [IsProjectReviewer]
     serializer_class = LabelerStatsSerializer
 
-    @extend_schema(operation_id="quality_labelers")
+    @extend_schema(operation_id="quality_labelers", responses=LabelerStatsSerializer(many=True))
     def get(self, request, project_id: int):
         page = self.paginate_queryset(stats.labeler_stats(project=self.project))
         return self.get_paginated_response(LabelerStatsSerializer(page, many=True).data)
@@ -63,7 +63,7 @@ class PromptAgreementListApi(GenericAPIView):
     permission_classes = [IsProjectReviewer]
     serializer_class = PromptAgreementSerializer
 
-    @extend_schema(operation_id="quality_prompts")
+    @extend_schema(operation_id="quality_prompts", responses=PromptAgreementSerializer(many=True))
     def get(self, request, project_id: int):
         page = self.paginate_queryset(stats.prompts_with_overlap(project=self.project))
         rows = stats.prompt_agreements(prompts=list(page))

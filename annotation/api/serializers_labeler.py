@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from annotation.models.assignments import TaskKind
 from annotation.ranking_math import comparisons_from_order
+from annotation.services.assignments import MAX_SKIP_REASON_CHARS
 
 
 class LeaseInputSerializer(serializers.Serializer):
@@ -84,17 +87,34 @@ class TaskOutputSerializer(serializers.Serializer):
     draft_saved_at = serializers.DateTimeField(allow_null=True)
 
 
+@extend_schema_field(OpenApiTypes.OBJECT)  # the service refuses anything but an object
+class DraftField(serializers.JSONField):
+    pass
+
+
 class DraftInputSerializer(serializers.Serializer):
-    draft = serializers.JSONField(help_text="Any JSON object; the page stores its work in progress here.")
+    draft = DraftField(help_text="Any JSON object; the page stores its work in progress here.")
 
 
 class DraftOutputSerializer(serializers.Serializer):
     draft_saved_at = serializers.DateTimeField()
 
 
+# The schema says what the service accepts: some text that is not only whitespace, not too long.
+@extend_schema_field({"type": "string", "pattern": r"\S", "maxLength": MAX_SKIP_REASON_CHARS})
+class SkipReasonField(serializers.CharField):
+    """Any string, blank too, goes on to the service, which refuses a blank reason or one over
+    MAX_SKIP_REASON_CHARS with its own codes. (Blank is let through here rather than with
+    allow_blank, which would document "" as a valid reason.)"""
+
+    def run_validation(self, data=serializers.empty):
+        if data == "":
+            return ""
+        return super().run_validation(data)
+
+
 class SkipInputSerializer(serializers.Serializer):
-    # No length limit here: the service refuses a reason over MAX_SKIP_REASON_CHARS with its own code.
-    reason = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    reason = SkipReasonField(trim_whitespace=False)
 
 
 class SkipOutputSerializer(serializers.Serializer):

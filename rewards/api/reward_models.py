@@ -105,7 +105,9 @@ class RewardModelHistoryApi(GenericAPIView):
 
     # The operation id (and the path and url name in rewards/urls.py) predate the move from the
     # quality API; clients and the dashboard know it by them.
-    @extend_schema(operation_id="quality_reward_model_history")
+    @extend_schema(
+        operation_id="quality_reward_model_history", responses=RewardModelHistorySerializer(many=True)
+    )
     def get(self, request, project_id: int):
         page = self.paginate_queryset(reward_model_history(project=self.project))
         return self.get_paginated_response(RewardModelHistorySerializer(page, many=True).data)
@@ -128,7 +130,7 @@ class ActiveRewardModelListApi(GenericAPIView):
 
     serializer_class = RewardModelSummarySerializer
 
-    @extend_schema(operation_id="reward_model_active_list")
+    @extend_schema(operation_id="reward_model_active_list", responses=RewardModelSummarySerializer(many=True))
     def get(self, request):
         projects = projects_for_role(user=request.user, minimum=Role.REVIEWER)
         page = self.paginate_queryset(reward_models_active_for(projects=projects))

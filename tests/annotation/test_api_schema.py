@@ -1,4 +1,5 @@
-"""The OpenAPI schema generates without warnings, documents every /api/ endpoint, and every list is paginated."""
+"""The OpenAPI schema generates without warnings, documents every /api/ endpoint and its errors, and
+every list is paginated. (tests/fuzz/ checks the server against it.)"""
 
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def test_export_and_quality_endpoints_are_documented(schema):
         assert operation_id in operation_ids
     stream = schema["paths"]["/api/projects/{project_id}/exports/stream"]["get"]
     parameters = {p["name"] for p in stream["parameters"]}
-    assert {"export_format", "file_format", "min_agreement", "consensus_only", "anonymise_seed"} <= parameters
+    assert {"export_format", "file_format", "min_agreement", "consensus_only", "anonymise"} <= parameters
     formats = next(p for p in stream["parameters"] if p["name"] == "export_format")
     assert "pairs_conversational" in _resolve(schema, formats["schema"])["enum"]
     # The row count takes the download's query, so the export form can send the same to both.
@@ -77,6 +78,39 @@ def test_export_and_quality_endpoints_are_documented(schema):
     counted = _resolve(schema, count["responses"]["200"]["content"]["application/json"]["schema"])
     assert {"rows", "row_kind", "filters"} <= set(counted["properties"])
     assert {"tokenAuth", "cookieAuth"} <= set(schema["components"]["securitySchemes"])
+
+
+def test_every_operation_documents_its_errors_with_the_one_error_shape(schema):
+    """config.openapi adds the error responses each operation can answer, all with the Error body."""
+    error = _resolve(schema, {"$ref": "#/components/schemas/Error"})
+    assert error["required"] == ["error"]
+    assert _resolve(schema, error["properties"]["error"])["required"] == ["code", "message"]
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            expected = {"401", "403", "406", "429", "503"}
+            if "{" in path:
+                expected.add("404")
+            if "requestBody" in operation:
+                expected |= {"400", "413", "415"}
+            if method != "get":
+                expected.add("409")
+            assert expected <= set(responses), f"{method.upper()} {path}: {sorted(responses)}"
+            for code in expected:
+                content = responses[code]["content"]
+                assert content == {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+            for code in ("429", "503"):
+                assert "Retry-After" in responses[code]["headers"], f"{method.upper()} {path} {code}"
+    # A GET without a body or filters has no 400 to document; a list's limit and offset never refuse.
+    assert "400" not in schema["paths"]["/api/labeler/me/"]["get"]["responses"]
+    assert "400" not in schema["paths"]["/api/projects/{project_id}/exports/"]["get"]["responses"]
+    assert "404" in schema["paths"]["/api/labeler/assignments/lease/"]["post"]["responses"]
+
+
+def test_file_downloads_document_each_format_s_content_type(schema):
+    for path in ["/api/projects/{project_id}/exports/stream", "/api/exports/{job_id}/download"]:
+        content = schema["paths"][path]["get"]["responses"]["200"]["content"]
+        assert set(content) == {"application/x-ndjson", "application/gzip", "application/vnd.apache.parquet"}
 
 
 def test_schema_and_docs_are_served(client, db):
