@@ -11,10 +11,14 @@ a project loses their tasks in it too (`labeler_task_access_check`).
 Every list of projects a user may see comes from `projects_for_role` (labelers' queue:
 `projects_for_labeler`, which adds "active"); every single-project check from `project_for_role` (or
 the DRF classes below, which call it). Other apps call the same helpers, e.g.
-`project_for_role(user=request.user, project_id=..., minimum=Role.ADMIN)` before retraining.
+`project_for_role(user=request.user, project_id=..., minimum=Role.ADMIN)` before retraining. The
+Django admin scopes its rows with `queryset_for_project_admin` and checks an action's selection with
+`project_ids_not_administered` (annotation/admin/scoping.py).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from django.db.models import Exists, OuterRef, QuerySet
 from rest_framework.permissions import SAFE_METHODS, BasePermission
@@ -94,6 +98,27 @@ def project_for_role(*, user, project_id: int, minimum: str) -> Project:
     if not role_at_least(role, minimum):
         raise Forbidden(f"this needs the {Role(minimum).label.lower()} role in the project", code="forbidden")
     return project
+
+
+def queryset_for_project_admin(*, user, queryset: QuerySet, project_path: str) -> QuerySet:
+    """The rows of `queryset` in projects where the user is an admin (superusers: all of them).
+
+    `project_path` is the lookup from a row to its project ("project", "prompt__project"; "" when the
+    rows are projects). The Django admin scopes every list, page and choice of a staff user with it.
+    """
+    if user_sees_every_project(user):
+        return queryset
+    administered = projects_for_role(user=user, minimum=Role.ADMIN).values("pk")
+    return queryset.filter(**{f"{project_path or 'pk'}__in": administered})
+
+
+def project_ids_not_administered(*, user, project_ids: Iterable[int]) -> set[int]:
+    """Those of `project_ids` where the user is not an admin (superusers: none)."""
+    wanted = set(project_ids)
+    if user_sees_every_project(user) or not wanted:
+        return set()
+    administered = projects_for_role(user=user, minimum=Role.ADMIN).filter(pk__in=wanted)
+    return wanted - set(administered.values_list("pk", flat=True))
 
 
 def labeler_task_access_check(*, user, role: str | None) -> None:

@@ -15,7 +15,9 @@ from django.utils.safestring import SafeString
 
 from annotation.admin.orders import candidate_excerpt_html
 from annotation.admin.projects import ProjectAdmin, ProjectAdminForm
+from annotation.admin.scoping import ProjectScopedAdminMixin, project_admin_action
 from annotation.models import Project
+from annotation.permissions import queryset_for_project_admin
 from config.errors import DomainError, ValidationFailed
 from rewards.models import CandidateScore, RewardModel, RewardModelTrigger
 from rewards.selectors.reward_models import reward_model_validation_size
@@ -57,7 +59,7 @@ class RewardProjectAdminForm(ProjectAdminForm):
         return value
 
 
-@admin.action(description="Retrain the reward model now")
+@project_admin_action(description="Retrain the reward model now", permissions=["retrain"])
 def retrain_now(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Project]) -> None:
     for project in queryset:
         try:
@@ -79,6 +81,9 @@ admin.site.unregister(Project)
 class RewardProjectAdmin(ProjectAdmin):
     form = RewardProjectAdminForm
     actions = [*(ProjectAdmin.actions or ()), retrain_now]  # type: ignore[misc]  # a class attribute here
+
+    def has_retrain_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("rewards.add_rewardmodel")  # a retrain adds a run
 
 
 # ---- Reward models and scores ---------------------------------------------------------------------
@@ -164,7 +169,9 @@ def epochs_table(metrics: dict) -> SafeString | str:
     )
 
 
-@admin.action(description="Make the selected version active (and score candidates with it)")
+@project_admin_action(
+    description="Make the selected version active (and score candidates with it)", permissions=["activate"]
+)
 def activate_version(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[RewardModel]
 ) -> None:
@@ -179,7 +186,7 @@ def activate_version(
     modeladmin.message_user(request, f"Version {reward_model.version} is now active.", messages.SUCCESS)
 
 
-@admin.action(description="Cancel the selected queued or running runs")
+@project_admin_action(description="Cancel the selected queued or running runs", permissions=["cancel"])
 def cancel_runs(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[RewardModel]) -> None:
     for reward_model in queryset:
         try:
@@ -190,7 +197,7 @@ def cancel_runs(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Qu
 
 
 @admin.register(RewardModel)
-class RewardModelAdmin(admin.ModelAdmin):
+class RewardModelAdmin(ProjectScopedAdminMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "project",
@@ -233,6 +240,14 @@ class RewardModelAdmin(admin.ModelAdmin):
     )
     fields = readonly_fields
 
+    # The change form is read-only (has_change_permission below), so the actions that change a run
+    # name the model permission themselves.
+    def has_activate_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("rewards.change_rewardmodel")
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("rewards.change_rewardmodel")
+
     def get_urls(self):
         return [
             path(
@@ -249,6 +264,9 @@ class RewardModelAdmin(admin.ModelAdmin):
             return HttpResponse(status=403)
         report = None
         form = PreferenceImportForm(request.POST or None, request.FILES or None)
+        form.fields["project"].queryset = queryset_for_project_admin(  # type: ignore[attr-defined]
+            user=request.user, queryset=Project.objects.order_by("name"), project_path=""
+        )
         if request.method == "POST" and form.is_valid():
             try:
                 report = preferences_import(
@@ -293,7 +311,8 @@ class RewardModelAdmin(admin.ModelAdmin):
 
 
 @admin.register(CandidateScore)
-class CandidateScoreAdmin(admin.ModelAdmin):
+class CandidateScoreAdmin(ProjectScopedAdminMixin, admin.ModelAdmin):
+    project_path = "reward_model__project"
     list_display = ["candidate_display", "prompt", "reward_model", "score_display", "human_ranks"]
     list_filter = ["reward_model__project", "reward_model"]
     list_select_related = ["candidate", "reward_model", "reward_model__project"]

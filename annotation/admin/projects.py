@@ -16,9 +16,11 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from annotation.admin.prompts import prompt_import_job_page, prompt_import_page
+from annotation.admin.scoping import ProjectScopedAdminMixin
 from annotation.generation.base import GenerationFailed
 from annotation.models import Membership, Project
 from annotation.models.projects import GenerationBackend
+from annotation.permissions import user_sees_every_project
 from annotation.services.generation import generation_base_url_check
 
 
@@ -99,7 +101,8 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(ProjectScopedAdminMixin, admin.ModelAdmin):
+    project_path = ""
     form = ProjectAdminForm
     inlines = [MembershipInline]
     list_display = [
@@ -156,6 +159,11 @@ class ProjectAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Project]:
         return super().get_queryset(request).annotate(prompt_total=Count("prompts", distinct=True))
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # A new project has no members, so one added by a staff user would vanish from their own
+        # admin: superusers create projects and make someone their admin.
+        return super().has_add_permission(request) and user_sees_every_project(request.user)
+
     def save_model(self, request: HttpRequest, obj: Project, form, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if getattr(form, "key_cleared_for_new_server", False):
@@ -199,7 +207,7 @@ class ProjectAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(ProjectScopedAdminMixin, admin.ModelAdmin):
     list_display = ["user", "project", "role", "created_at"]
     list_filter = ["role", "project"]
     search_fields = ["user__username", "project__name"]

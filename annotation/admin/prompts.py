@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -14,7 +15,9 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from annotation.admin.orders import candidate_excerpt_html
+from annotation.admin.scoping import ProjectScopedAdminMixin, project_admin_action
 from annotation.models import Candidate, Demonstration, Project, Prompt, PromptImportJob
+from annotation.permissions import MAX_ID, queryset_for_project_admin
 from annotation.selectors.prompt_imports import prompt_import_job_progress, prompt_import_jobs_for_project
 from annotation.services.candidates import prompts_generate_now, prompts_regenerate
 from annotation.services.prompt_imports import (
@@ -26,7 +29,7 @@ from annotation.services.prompts import prompts_import
 from config.errors import ValidationFailed
 
 
-@admin.action(description="Generate candidates now")
+@project_admin_action(description="Generate candidates now", permissions=["generate"])
 def generate_now(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Prompt]) -> None:
     queued, already_full = prompts_generate_now(prompt_ids=list(queryset.values_list("pk", flat=True)))
     text = f"Queued candidate generation for {queued} prompt(s)."
@@ -35,7 +38,9 @@ def generate_now(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Q
     modeladmin.message_user(request, text, messages.SUCCESS if queued else messages.INFO)
 
 
-@admin.action(description="Regenerate model candidates (unranked prompts only)")
+@project_admin_action(
+    description="Regenerate model candidates (unranked prompts only)", permissions=["regenerate"]
+)
 def regenerate(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Prompt]) -> None:
     done, skipped = prompts_regenerate(prompt_ids=list(queryset.values_list("pk", flat=True)))
     text = f"Replacing the model candidates of {done} prompt(s)."
@@ -45,7 +50,7 @@ def regenerate(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: Que
 
 
 @admin.register(Prompt)
-class PromptAdmin(admin.ModelAdmin):
+class PromptAdmin(ProjectScopedAdminMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "title_display",
@@ -68,6 +73,13 @@ class PromptAdmin(admin.ModelAdmin):
     ]
     list_select_related = ["project"]
     actions = [generate_now, regenerate]
+
+    def has_generate_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("annotation.add_candidate")
+
+    def has_regenerate_permission(self, request: HttpRequest) -> bool:
+        # Regenerating deletes the prompts' model candidates and makes new ones.
+        return request.user.has_perms(["annotation.add_candidate", "annotation.delete_candidate"])
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Prompt]:
         return (
@@ -106,7 +118,8 @@ class PromptAdmin(admin.ModelAdmin):
 
 
 @admin.register(Demonstration)
-class DemonstrationAdmin(admin.ModelAdmin):
+class DemonstrationAdmin(ProjectScopedAdminMixin, admin.ModelAdmin):
+    project_path = "prompt__project"
     list_display = ["id", "prompt", "labeler", "seconds_spent", "created_at"]
     list_filter = ["prompt__project", "labeler"]
     search_fields = ["text", "labeler__username"]
@@ -115,7 +128,8 @@ class DemonstrationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Candidate)
-class CandidateAdmin(admin.ModelAdmin):
+class CandidateAdmin(ProjectScopedAdminMixin, admin.ModelAdmin):
+    project_path = "prompt__project"
     list_display = [
         "id",
         "prompt_id",
@@ -149,12 +163,22 @@ class PromptImportForm(forms.Form):
     )
 
 
+def _project_to_import_into(request: HttpRequest, project_id: int) -> Project:
+    """The project, if the user administers it (else 404, as for any row of another project) and may
+    add prompts (else 403)."""
+    if not 0 < project_id <= MAX_ID:
+        raise Http404("no such project")  # and SQLite would overflow on the id
+    projects = queryset_for_project_admin(user=request.user, queryset=Project.objects.all(), project_path="")
+    project = get_object_or_404(projects, pk=project_id)
+    if not request.user.has_perm("annotation.add_prompt"):
+        raise PermissionDenied("importing prompts needs the permission to add prompts")
+    return project
+
+
 def prompt_import_page(model_admin: admin.ModelAdmin, request: HttpRequest, project_id: int) -> HttpResponse:
     """Upload a prompt file. A small one is imported here and now; one past the background bounds
     (prompt_import_is_large) becomes a job, and the page moves to its progress."""
-    project = get_object_or_404(Project, pk=project_id)
-    if not model_admin.has_change_permission(request, project):
-        return HttpResponse(status=403)
+    project = _project_to_import_into(request, project_id)
     report = None
     form = PromptImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
@@ -210,9 +234,7 @@ def prompt_import_job_page(
     model_admin: admin.ModelAdmin, request: HttpRequest, project_id: int, job_id: int
 ) -> HttpResponse:
     """A background import's progress; the page reloads itself until the job has finished."""
-    project = get_object_or_404(Project, pk=project_id)
-    if not model_admin.has_change_permission(request, project):
-        return HttpResponse(status=403)
+    project = _project_to_import_into(request, project_id)
     job = get_object_or_404(PromptImportJob, pk=job_id, project=project)
     context = {
         **model_admin.admin_site.each_context(request),

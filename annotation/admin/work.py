@@ -11,11 +11,12 @@ from django.http import HttpRequest
 from django.utils.safestring import SafeString
 
 from annotation.admin.orders import candidate_excerpt_html, order_html
+from annotation.admin.scoping import ProjectScopedAdminMixin, project_admin_action
 from annotation.models import Assignment, Candidate, Comparison, ExportJob, Ranking, RankingItem
 
 
 @admin.register(Assignment)
-class AssignmentAdmin(admin.ModelAdmin):
+class AssignmentAdmin(ProjectScopedAdminMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "project",
@@ -67,7 +68,8 @@ def _ranking_texts(ranking: Ranking) -> dict[int, str]:
 
 
 @admin.register(Ranking)
-class RankingAdmin(admin.ModelAdmin):
+class RankingAdmin(ProjectScopedAdminMixin, admin.ModelAdmin):
+    project_path = "prompt__project"
     list_display = [
         "id",
         "prompt_id",
@@ -96,19 +98,20 @@ class RankingAdmin(admin.ModelAdmin):
     def order_display(self, ranking: Ranking) -> SafeString:
         return order_html(order=ranking.order, texts=_ranking_texts(ranking))
 
-    @admin.action(description="Mark as gold (known-good) ranking")
+    @project_admin_action(description="Mark as gold (known-good) ranking", permissions=["change"])
     def mark_gold(self, request: HttpRequest, queryset: QuerySet[Ranking]) -> None:
         updated = queryset.update(is_gold=True)
         self.message_user(request, f"Marked {updated} ranking(s) as gold.")
 
-    @admin.action(description="Unmark gold")
+    @project_admin_action(description="Unmark gold", permissions=["change"])
     def unmark_gold(self, request: HttpRequest, queryset: QuerySet[Ranking]) -> None:
         updated = queryset.update(is_gold=False)
         self.message_user(request, f"Unmarked {updated} ranking(s).")
 
 
 @admin.register(Comparison)
-class ComparisonAdmin(admin.ModelAdmin):
+class ComparisonAdmin(ProjectScopedAdminMixin, admin.ModelAdmin):
+    project_path = "prompt__project"
     list_display = ["id", "prompt_id", "labeler", "better_display", "worse_display", "created_at"]
     list_filter = ["prompt__project"]
     list_select_related = ["labeler", "better", "worse"]
@@ -132,7 +135,7 @@ class ComparisonAdmin(admin.ModelAdmin):
 
 
 @admin.register(ExportJob)
-class ExportJobAdmin(admin.ModelAdmin):
+class ExportJobAdmin(ProjectScopedAdminMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "project",
