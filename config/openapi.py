@@ -83,7 +83,9 @@ class AutoSchema(openapi.AutoSchema):
             )
         if names_rows:
             codes.append((404, "Nothing with that id that the caller may see."))
-        codes.append((406, "None of the media types in the Accept header can be served."))
+        # Unless the view serves whatever is asked for (a file download: annotation.api.exports).
+        if getattr(self.view.content_negotiation_class, "refuses_unacceptable", True):
+            codes.append((406, "None of the media types in the Accept header can be served."))
         if self.method in _WRITE_METHODS:
             codes.append((409, "The request conflicts with the current state of what it changes."))
         if has_body:

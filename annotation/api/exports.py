@@ -6,7 +6,9 @@ from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import NotAcceptable
 from rest_framework.generics import GenericAPIView
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -37,6 +39,22 @@ _FILE_RESPONSES = {
 }
 
 
+class FileContentNegotiation(DefaultContentNegotiation):
+    """A download answers with its file whatever the Accept header asks for, and errors as JSON.
+
+    DRF's negotiation picks among the view's renderers (JSON) and would refuse a client that asks
+    for the file's own type, e.g. `Accept: application/x-ndjson`, with a 406.
+    """
+
+    refuses_unacceptable = False  # config.openapi documents no 406 for these views
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except NotAcceptable:
+            return renderers[0], renderers[0].media_type
+
+
 def streaming_download(*, request_obj) -> StreamingHttpResponse:
     """A StreamingHttpResponse for an export; shared with the dashboard download."""
     response = StreamingHttpResponse(
@@ -51,6 +69,7 @@ class ExportStreamApi(APIView):
     """Stream a dataset export straight to the client (constant memory on the server)."""
 
     permission_classes = [IsProjectAdmin]
+    content_negotiation_class = FileContentNegotiation
 
     @extend_schema(
         operation_id="export_stream",
@@ -152,6 +171,8 @@ class ExportJobDetailApi(APIView):
 
 class ExportJobDownloadApi(APIView):
     """The finished export's file, streamed from disk."""
+
+    content_negotiation_class = FileContentNegotiation
 
     @extend_schema(operation_id="export_job_download", responses=_FILE_RESPONSES)
     def get(self, request, job_id: int):

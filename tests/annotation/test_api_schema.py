@@ -8,6 +8,9 @@ import json
 import pytest
 from django.core.management import call_command
 
+from annotation.models import Membership
+from annotation.models.projects import Role
+
 
 @pytest.fixture(scope="module")
 def schema(tmp_path_factory, django_db_blocker):
@@ -88,7 +91,9 @@ def test_every_operation_documents_its_errors_with_the_one_error_shape(schema):
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
             responses = operation["responses"]
-            expected = {"401", "403", "406", "429", "503"}
+            expected = {"401", "403", "429", "503"}
+            if not path.endswith(("/download", "/stream")):  # these serve their file whatever Accept says
+                expected.add("406")
             if "{" in path:
                 expected.add("404")
             if "requestBody" in operation:
@@ -109,8 +114,22 @@ def test_every_operation_documents_its_errors_with_the_one_error_shape(schema):
 
 def test_file_downloads_document_each_format_s_content_type(schema):
     for path in ["/api/projects/{project_id}/exports/stream", "/api/exports/{job_id}/download"]:
-        content = schema["paths"][path]["get"]["responses"]["200"]["content"]
+        responses = schema["paths"][path]["get"]["responses"]
+        content = responses["200"]["content"]
         assert set(content) == {"application/x-ndjson", "application/gzip", "application/vnd.apache.parquet"}
+        assert "406" not in responses
+
+
+def test_a_download_that_asks_for_its_file_type_gets_it(api_client, admin_user, project):
+    """Accept naming the file's type is served (DRF's negotiation answered 406), errors stay JSON."""
+    Membership.objects.create(project=project, user=admin_user, role=Role.ADMIN)
+    api_client.force_authenticate(admin_user)
+    url = f"/api/projects/{project.pk}/exports/stream?export_format=pairs"
+    served = api_client.get(f"{url}&file_format=jsonl.gz", HTTP_ACCEPT="application/gzip")
+    assert served.status_code == 200 and served["Content-Type"] == "application/gzip"
+    refused = api_client.get(f"{url}&file_format=csv", HTTP_ACCEPT="application/gzip")
+    assert refused.status_code == 400 and refused["Content-Type"] == "application/json"
+    assert refused.json()["error"]["code"] == "invalid"
 
 
 def test_schema_and_docs_are_served(client, db):
