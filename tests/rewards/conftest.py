@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from annotation.models import Candidate, Project, Prompt
 from annotation.services.candidates import candidate_text_hash
@@ -14,11 +18,17 @@ from rewards.ml.config import default_backbone_path
 
 
 @pytest.fixture(scope="session")
-def tiny_backbone(tmp_path_factory) -> str:
-    """A 2-layer, 32-wide BERT with MiniLM's tokenizer: trains in a second, same code paths."""
+def tiny_backbone() -> Iterator[str]:
+    """A 2-layer, 32-wide BERT with MiniLM's tokenizer: trains in a second, same code paths.
+
+    It lives in VAR_DIR/models, one of the default MODEL_DIRS (the only folders a backbone may come
+    from), so the workers that tests start accept it too.
+    """
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    folder = tmp_path_factory.mktemp("tiny-bert")
+    models = Path(settings.VAR_DIR) / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="tiny-bert-", dir=models))
     tokenizer = AutoTokenizer.from_pretrained(default_backbone_path(), local_files_only=True)
     config = BertConfig(
         vocab_size=tokenizer.vocab_size,
@@ -33,7 +43,8 @@ def tiny_backbone(tmp_path_factory) -> str:
     torch.manual_seed(0)
     BertModel(config).save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
-    return str(folder)
+    yield str(folder)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

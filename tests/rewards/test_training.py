@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -133,7 +134,8 @@ def test_a_failing_run_ends_failed_and_keeps_the_previous_version_active(
     good = reward_model_train(reward_model_id=reward_model_request(project=project, trigger="api").pk)
     assert good.is_active
 
-    project.reward_model_config = {**tiny_config, "backbone": str(artifact_dir / "no-such-model")}
+    missing = Path(tiny_config["backbone"]).parent / "no-such-model"  # in MODEL_DIRS, but not there
+    project.reward_model_config = {**tiny_config, "backbone": str(missing)}
     project.save()
     bad = reward_model_train(reward_model_id=reward_model_request(project=project, trigger="api").pk)
     assert bad.status == RewardModelStatus.FAILED and bad.error and bad.version is None
