@@ -14,8 +14,8 @@ How work survives a broker outage or a killed worker:
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import multiprocessing
 import os
 import signal
 import threading
@@ -25,7 +25,7 @@ from typing import Any
 
 from celery import Celery
 from celery.schedules import crontab
-from celery.signals import worker_process_init, worker_shutting_down
+from celery.signals import worker_init, worker_process_init, worker_shutting_down
 from celery.worker import state as worker_state
 from kombu import Queue
 
@@ -134,18 +134,24 @@ def time_limits(seconds: float) -> dict[str, float]:
     return {"soft_time_limit": hard - max(1.0, min(60.0, hard / 10)), "time_limit": hard}
 
 
-# Set in a worker's processes once a warm shutdown begins: long tasks check it between steps and
-# stop early, leaving their work resumable, instead of being cut off at the cold shutdown.
-_stop_requested = threading.Event()
+# Set once a warm shutdown begins: long tasks check it between steps and stop early, leaving their
+# work resumable, instead of being cut off at the cold shutdown. One byte of memory shared with the
+# prefork pool's processes, made in the worker's main process before it forks them. Not a signal to
+# each pool process: billiard replaces their handlers for SIGUSR1/2 and friends with its own
+# "exit now" after the pool's initializer runs, so a signal would kill them mid-task instead.
+_stop_requested_shared: Any = None
 
 
 def worker_stop_requested() -> bool:
     """True once this worker is shutting down; always False outside a worker."""
-    return _stop_requested.is_set()
+    return bool(_stop_requested_shared is not None and _stop_requested_shared.value)
 
 
-def _stop_requested_set(*_: Any) -> None:
-    _stop_requested.set()
+@worker_init.connect
+def worker_make_the_stop_flag(**_: object) -> None:
+    """Sent in the worker's main process before the pool starts, so every pool process inherits it."""
+    global _stop_requested_shared
+    _stop_requested_shared = multiprocessing.get_context("fork").RawValue("b", 0)
 
 
 @worker_process_init.connect
@@ -160,12 +166,6 @@ def pool_process_leave_the_workers_group(**_: object) -> None:
     PR_SET_PDEATHSIG in each one.
     """
     os.setpgid(0, 0)
-
-
-@worker_process_init.connect
-def pool_process_hear_the_warm_shutdown(**_: object) -> None:
-    """A pool process learns of its worker's warm shutdown from SIGUSR2 (see below)."""
-    signal.signal(signal.SIGUSR2, _stop_requested_set)
 
 
 # On a warm shutdown (SIGTERM from honcho under `make run`, or `docker stop`) a task in flight gets
@@ -195,18 +195,13 @@ def worker_bound_the_warm_shutdown(how: str, **_: object) -> None:
     CELERY_WORKER_WARM_SHUTDOWN_SECONDS have passed with tasks still running.
 
     Sent in the worker's main process, from its signal handler (a second SIGTERM changes nothing).
-    The main process runs the tasks itself in the solo pool; the prefork pool's processes hear it
-    from SIGUSR2, since they left the worker's process group and get no SIGTERM.
+    The main process runs the tasks itself in the solo pool; the prefork pool's processes read the
+    shared flag, since they left the worker's process group and get no SIGTERM.
     """
     global _warm_shutdown_watch
     if how != "Warm" or _warm_shutdown_watch is not None:
         return
-    _stop_requested.set()
-    from billiard.process import active_children
-
-    for child in active_children():
-        if child.pid:
-            with contextlib.suppress(ProcessLookupError):  # it just exited
-                os.kill(child.pid, signal.SIGUSR2)
+    if _stop_requested_shared is not None:
+        _stop_requested_shared.value = 1
     _warm_shutdown_watch = threading.Thread(target=_cold_shutdown_once_past_the_bound, daemon=True)
     _warm_shutdown_watch.start()

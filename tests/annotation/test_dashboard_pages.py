@@ -241,7 +241,7 @@ def test_export_job_returns_to_the_form_with_its_filters(
         "min_agreement": "0.5",
         "labelers": [str(labeler.pk), str(other_labeler.pk)],
         "exclude_flagged": "on",
-        "anonymise_seed": "s3",
+        "anonymise": "on",
     }
     response = client.post(f"/dashboard/projects/{project.pk}/exports/start", choices)
     assert response.status_code == 302
@@ -251,7 +251,8 @@ def test_export_job_returns_to_the_form_with_its_filters(
     form = client.get(page_url).content.decode()
     assert '<option value="rankings" selected>' in form.replace("  ", " ")
     assert '<option value="jsonl.gz" selected>' in form
-    assert 'value="2020-01-01"' in form and 'value="0.5"' in form and 'value="s3"' in form
+    assert 'value="2020-01-01"' in form and 'value="0.5"' in form
+    assert 'name="anonymise" checked' in form and "seed" not in page_url
     assert f'<option value="{labeler.pk}" selected>' in form
     assert f'<option value="{other_labeler.pk}" selected>' in form
     assert 'name="exclude_flagged" checked' in form

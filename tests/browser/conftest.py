@@ -6,6 +6,7 @@ Screenshots go to test-artifacts/ at the repository root (CI keeps that folder).
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,16 +40,30 @@ def chromium():
         browser.close()
 
 
-@pytest.fixture
-def page(chromium):
-    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+@contextmanager
+def open_page(chromium, *, bypass_csp: bool = True, **context_options):
+    """A page in a fresh context that fails the test on any JavaScript error in it.
+
+    The Content-Security-Policy is bypassed unless asked otherwise: Playwright's own helpers (such
+    as `wait_for_function`) evaluate strings in the page, which the policy rightly forbids;
+    tests/browser/test_csp.py checks the pages under the real policy.
+    """
+    context = chromium.new_context(bypass_csp=bypass_csp, **context_options)
     context.set_default_timeout(10_000)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
+    try:
+        yield page
+    finally:
+        context.close()
     assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+@pytest.fixture
+def page(chromium):
+    with open_page(chromium, viewport={"width": 1280, "height": 900}) as page:
+        yield page
 
 
 @pytest.fixture

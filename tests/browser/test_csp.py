@@ -9,10 +9,18 @@ import re
 import pytest
 
 from tests.annotation.queue_helpers import candidates_add
+from tests.browser.conftest import open_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 VIOLATION = re.compile(r"Content[- ]Security[- ]Policy", re.IGNORECASE)
+
+
+@pytest.fixture
+def page(chromium):
+    """This module's pages run under the real policy (the suite's other pages bypass it)."""
+    with open_page(chromium, bypass_csp=False, viewport={"width": 1280, "height": 900}) as page:
+        yield page
 
 
 @pytest.fixture

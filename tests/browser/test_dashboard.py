@@ -81,10 +81,11 @@ def test_admin_sees_charts_retrains_and_downloads(
     assert "alice" in page.inner_text("#labeler-table")
 
     if _retrain_available(project.pk):
-        # Training itself is the reward-model app's test; here the queued run must show up live.
+        # Training itself is the reward-model app's test; here the queued run must show up live (and no
+        # message is left on the broker for a later test's worker).
         import rewards.services.runs as runs
 
-        monkeypatch.setattr(runs, "_enqueue_training", lambda reward_model: None)
+        monkeypatch.setattr(runs, "_send_after_commit", lambda reward_model: None)
         page.click("#retrain-now")
         page.wait_for_selector("#retrain-progress:not([hidden])")
         from rewards.models import RewardModel

@@ -13,6 +13,7 @@ import pytest
 from annotation.models import Assignment, Ranking
 from annotation.models.assignments import AssignmentStatus, TaskKind
 from tests.annotation.queue_helpers import candidates_add
+from tests.browser.conftest import open_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -21,14 +22,8 @@ PHONE = {"width": 390, "height": 844}
 
 @pytest.fixture
 def phone_page(chromium):
-    context = chromium.new_context(viewport=PHONE, has_touch=True, is_mobile=True, device_scale_factor=2)
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert not errors, f"JavaScript errors in the page: {errors}"
+    with open_page(chromium, viewport=PHONE, has_touch=True, is_mobile=True, device_scale_factor=2) as page:
+        yield page
 
 
 @pytest.fixture
