@@ -12,18 +12,22 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from annotation.exports.options import OPTION_DEFAULTS, OPTION_KEYS, export_options_parse
 from config.errors import ValidationFailed
 
-FILTER_KEYS = frozenset(
-    {
-        "date_from",
-        "date_to",
-        "labelers",
-        "min_agreement",
-        "consensus_only",
-        "exclude_flagged",
-        "anonymise",
-    }
+FILTER_KEYS = (
+    frozenset(
+        {
+            "date_from",
+            "date_to",
+            "labelers",
+            "min_agreement",
+            "consensus_only",
+            "exclude_flagged",
+            "anonymise",
+        }
+    )
+    | OPTION_KEYS
 )
 
 
@@ -46,6 +50,14 @@ class ExportFilters:
     consensus_only: bool = False
     exclude_flagged: bool = False
     anonymise: bool = False
+    pair_policy: str = "all"
+    tie_policy: str = "drop"
+    margin: bool = False
+    kto_from: str = "rankings"
+    desirable_rating: int = OPTION_DEFAULTS["desirable_rating"]
+    undesirable_rating: int = OPTION_DEFAULTS["undesirable_rating"]
+    test_fraction: float = 0.0
+    split_output: str = "column"
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -59,7 +71,18 @@ class ExportFilters:
         data["labelers"] = list(data.pop("labeler_ids")) if self.labeler_ids is not None else None
         for key in ("date_from", "date_to"):
             data[key] = data[key].isoformat() if data[key] else None
-        return {key: value for key, value in data.items() if value not in (None, False)}
+        # Options at their defaults are left out, so jobs stored before they existed read the same.
+        return {
+            key: value
+            for key, value in data.items()
+            if value not in (None, False) and not (key in OPTION_DEFAULTS and value == OPTION_DEFAULTS[key])
+        }
+
+    @property
+    def derives_pairs(self) -> bool:
+        """Whether pairs must be derived from the rankings' tie groups and ratings instead of read
+        from the stored comparisons (which hold every untied pair and nothing else)."""
+        return self.pair_policy != "all" or self.tie_policy != "drop" or self.margin
 
 
 def _parse_moment(value: Any, *, name: str, end_of_day: bool) -> datetime | None:
@@ -182,6 +205,7 @@ def export_filters_parse(*, raw: dict[str, Any] | None) -> ExportFilters:
         consensus_only=_parse_bool(raw.get("consensus_only"), name="consensus_only"),
         exclude_flagged=_parse_bool(raw.get("exclude_flagged"), name="exclude_flagged"),
         anonymise=_parse_bool(raw.get("anonymise"), name="anonymise"),
+        **export_options_parse(raw=raw, parse_bool=_parse_bool),
     )
 
 

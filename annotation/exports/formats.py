@@ -4,6 +4,9 @@ Column names follow what TRL 1.x reads without reshaping:
 - preference (RewardTrainer, DPOTrainer): `prompt`, `chosen`, `rejected`; plain text, or conversational
   where `prompt` is the list of {role, content} turns and `chosen`/`rejected` are one assistant turn;
 - SFT (SFTTrainer): `prompt`/`completion` (plain or conversational) or `messages`.
+- preference with an implicit prompt: `chosen`/`rejected` only, each holding the prompt too;
+- KTO (KTOTrainer): `prompt`, `completion`, `label` (true: desirable), one answer per row;
+- prompt-only (GRPOTrainer, RLOOTrainer): `prompt` alone.
 Extra columns (ids, labeler, time) ride along; TRL drops unused columns by default.
 A multi-turn prompt in a plain-text format is rendered as an HH-RLHF transcript ending "Assistant:".
 """
@@ -15,11 +18,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from annotation.exports import sources
+from annotation.exports import derived, sources
 from annotation.exports.filters import ExportFilters
 from annotation.exports.pairs_jsonl import jsonl_hh_rlhf, jsonl_pairs, jsonl_pairs_conversational
 from annotation.exports.sources import SourceBatch
 from annotation.exports.text import assistant_turn, hh_transcript, turns_as_text
+from annotation.exports.unpaired import (
+    pair_meta,
+    render_kto,
+    render_kto_conversational,
+    render_pairs_implicit,
+    render_pairs_implicit_conversational,
+    render_prompt_only,
+    render_prompt_only_conversational,
+)
 
 
 def _iso(moment) -> str:
@@ -27,18 +39,6 @@ def _iso(moment) -> str:
 
 
 # --- Preference pairs ---------------------------------------------------------------------------
-
-
-def _pair_meta(row, batch: SourceBatch) -> dict[str, Any]:
-    prompt_id, ranking_id, labeler_id, better, worse, created_at = row
-    return {
-        "prompt_id": prompt_id,
-        "chosen_id": better,
-        "rejected_id": worse,
-        "ranking_id": ranking_id,
-        "labeler": "consensus" if ranking_id is None and labeler_id is None else batch.names[labeler_id],
-        "created_at": created_at,
-    }
 
 
 def render_pairs(batch: SourceBatch) -> list[dict[str, Any]]:
@@ -49,7 +49,7 @@ def render_pairs(batch: SourceBatch) -> list[dict[str, Any]]:
             "prompt": prompt_text[row[0]],
             "chosen": texts[row[3]],
             "rejected": texts[row[4]],
-            **_pair_meta(row, batch),
+            **pair_meta(row, batch),
         }
         for row in batch.rows
     ]
@@ -62,7 +62,7 @@ def render_pairs_conversational(batch: SourceBatch) -> list[dict[str, Any]]:
             "prompt": batch.prompts[row[0]],
             "chosen": assistant_turn(texts[row[3]]),
             "rejected": assistant_turn(texts[row[4]]),
-            **_pair_meta(row, batch),
+            **pair_meta(row, batch),
         }
         for row in batch.rows
     ]
@@ -74,7 +74,7 @@ def render_hh_rlhf(batch: SourceBatch) -> list[dict[str, Any]]:
         {
             "chosen": hh_transcript(batch.prompts[row[0]], answer=texts[row[3]]),
             "rejected": hh_transcript(batch.prompts[row[0]], answer=texts[row[4]]),
-            **_pair_meta(row, batch),
+            **pair_meta(row, batch),
         }
         for row in batch.rows
     ]
@@ -176,7 +176,7 @@ def render_rankings(batch: SourceBatch) -> list[dict[str, Any]]:
 class ExportFormat:
     name: str
     description: str
-    kind: str  # "pairs", "rankings" or "demonstrations": which source feeds it
+    kind: str  # "pairs", "kto", "rankings", "demonstrations" or "prompts": which source feeds it
     render: Callable[[SourceBatch], list[dict[str, Any]]]
     # Optional fast path for JSONL: (text of the batch's lines, records in it). Same content as render.
     render_jsonl: Callable[[SourceBatch], tuple[str, int]] | None = None
@@ -184,9 +184,27 @@ class ExportFormat:
     @property
     def schema(self):
         """The Parquet schema; pyarrow is imported only when a Parquet file is written."""
+        return self.schema_with(filters=None)
+
+    def schema_with(self, *, filters: ExportFilters | None):
+        """The Parquet schema with the columns `filters`' options add (margin, tie, split)."""
         from annotation.exports.schemas import schema_for
 
-        return schema_for(self.name)
+        return schema_for(self.name, optional_columns(kind=self.kind, filters=filters))
+
+
+def optional_columns(*, kind: str, filters: ExportFilters | None) -> tuple[str, ...]:
+    """The columns options add at the end of each row, in order."""
+    if filters is None:
+        return ()
+    columns = []
+    if kind == "pairs" and filters.margin:
+        columns.append("margin")
+    if kind == "pairs" and filters.tie_policy == "keep":
+        columns.append("tie")
+    if filters.test_fraction and filters.split_output == "column":
+        columns.append("split")
+    return tuple(columns)
 
 
 FORMATS: dict[str, ExportFormat] = {
@@ -212,6 +230,42 @@ FORMATS: dict[str, ExportFormat] = {
             "pairs",
             render_hh_rlhf,
             jsonl_hh_rlhf,
+        ),
+        ExportFormat(
+            "pairs_implicit",
+            "TRL preference pairs, implicit prompt, plain text: chosen / rejected each hold the prompt",
+            "pairs",
+            render_pairs_implicit,
+        ),
+        ExportFormat(
+            "pairs_implicit_conversational",
+            "TRL preference pairs, implicit prompt, conversational: prompt turns + the answer",
+            "pairs",
+            render_pairs_implicit_conversational,
+        ),
+        ExportFormat(
+            "kto",
+            "TRL KTO unpaired rows, plain text: prompt / completion / label (from rankings or ratings)",
+            "kto",
+            render_kto,
+        ),
+        ExportFormat(
+            "kto_conversational",
+            "TRL KTO unpaired rows, conversational: prompt / completion / label",
+            "kto",
+            render_kto_conversational,
+        ),
+        ExportFormat(
+            "prompt_only",
+            "Prompts alone, plain text, for online training (GRPO, RLOO)",
+            "prompts",
+            render_prompt_only,
+        ),
+        ExportFormat(
+            "prompt_only_conversational",
+            "Prompts alone, conversational, for online training (GRPO, RLOO)",
+            "prompts",
+            render_prompt_only_conversational,
         ),
         ExportFormat(
             "sft",
@@ -244,26 +298,42 @@ FORMATS: dict[str, ExportFormat] = {
 def format_batches(
     *, export_format: ExportFormat, project_id: int, filters: ExportFilters
 ) -> Iterator[SourceBatch]:
-    if export_format.kind == "pairs":
+    kind = export_format.kind
+    if kind == "kto" or (kind == "pairs" and filters.derives_pairs):
+        return derived.derived_batches(project_id=project_id, filters=filters, kind=kind)
+    if kind == "pairs":
         return sources.pair_batches(project_id=project_id, filters=filters)
-    if export_format.kind == "rankings":
+    if kind == "prompts":
+        return derived.prompt_batches(project_id=project_id, filters=filters)
+    if kind == "rankings":
         return sources.ranking_batches(project_id=project_id, filters=filters)
     return sources.demonstration_batches(project_id=project_id, filters=filters)
 
 
 def format_source_count(*, export_format: ExportFormat, project_id: int, filters: ExportFilters) -> int:
     """Rows the source will read: the denominator of an export's progress."""
-    if export_format.kind == "pairs":
+    kind = export_format.kind
+    if kind == "kto" or (kind == "pairs" and filters.derives_pairs):
+        return derived.derived_source_count(project_id=project_id, filters=filters)
+    if kind == "pairs":
         return sources.comparison_source_count(project_id=project_id, filters=filters)
-    if export_format.kind == "rankings":
+    if kind == "prompts":
+        return derived.prompt_row_count(project_id=project_id, filters=filters)
+    if kind == "rankings":
         return sources.ranking_source_count(project_id=project_id, filters=filters)
     return sources.demonstration_source_count(project_id=project_id, filters=filters)
 
 
 def format_row_count(*, export_format: ExportFormat, project_id: int, filters: ExportFilters) -> int:
-    """Rows (records) the export will hold, counted by the database instead of written."""
-    if export_format.kind == "pairs":
+    """Rows (records) the export will hold, counted by the database instead of written (derived
+    rows are counted by the generator that writes them, without reading a text)."""
+    kind = export_format.kind
+    if kind == "kto" or (kind == "pairs" and filters.derives_pairs):
+        return derived.derived_row_count(project_id=project_id, filters=filters, kind=kind)
+    if kind == "pairs":
         return sources.pair_row_count(project_id=project_id, filters=filters)
-    if export_format.kind == "rankings":
+    if kind == "prompts":
+        return derived.prompt_row_count(project_id=project_id, filters=filters)
+    if kind == "rankings":
         return sources.ranking_row_count(project_id=project_id, filters=filters)
     return sources.demonstration_row_count(project_id=project_id, filters=filters)

@@ -67,8 +67,28 @@ _RANKING = pa.struct(
 )
 
 
+_KTO_META = [
+    ("prompt_id", pa.int64()),
+    ("candidate_id", pa.int64()),
+    ("ranking_id", pa.int64()),
+    ("labeler", pa.string()),
+    ("created_at", pa.string()),
+]
+
+# Columns an option adds at the end of each row: pair formats' margin and tie, any format's split.
+_OPTIONAL_COLUMNS = {"margin": pa.float64(), "tie": pa.bool_(), "split": pa.string()}
+
+
 @cache
-def schema_for(name: str) -> pa.Schema:
+def schema_for(name: str, extras: tuple[str, ...] = ()) -> pa.Schema:
+    """The format's schema, with the optional columns `extras` (in that order) appended."""
+    schema = _base_schema(name)
+    for column in extras:
+        schema = schema.append(pa.field(column, _OPTIONAL_COLUMNS[column]))
+    return schema
+
+
+def _base_schema(name: str) -> pa.Schema:
     return {
         "pairs": pa.schema(
             [("prompt", pa.string()), ("chosen", pa.string()), ("rejected", pa.string()), *_PAIR_META]
@@ -76,6 +96,18 @@ def schema_for(name: str) -> pa.Schema:
         "pairs_conversational": pa.schema(
             [("prompt", _MESSAGES), ("chosen", _MESSAGES), ("rejected", _MESSAGES), *_PAIR_META]
         ),
+        "pairs_implicit": pa.schema([("chosen", pa.string()), ("rejected", pa.string()), *_PAIR_META]),
+        "pairs_implicit_conversational": pa.schema(
+            [("chosen", _MESSAGES), ("rejected", _MESSAGES), *_PAIR_META]
+        ),
+        "kto": pa.schema(
+            [("prompt", pa.string()), ("completion", pa.string()), ("label", pa.bool_()), *_KTO_META]
+        ),
+        "kto_conversational": pa.schema(
+            [("prompt", _MESSAGES), ("completion", _MESSAGES), ("label", pa.bool_()), *_KTO_META]
+        ),
+        "prompt_only": pa.schema([("prompt", pa.string()), ("prompt_id", pa.int64())]),
+        "prompt_only_conversational": pa.schema([("prompt", _MESSAGES), ("prompt_id", pa.int64())]),
         "hh_rlhf": pa.schema([("chosen", pa.string()), ("rejected", pa.string()), *_PAIR_META]),
         "sft": pa.schema([("prompt", pa.string()), ("completion", pa.string()), *_SFT_META]),
         "sft_conversational": pa.schema([("prompt", _MESSAGES), ("completion", _MESSAGES), *_SFT_META]),

@@ -18,7 +18,11 @@ FILE_FORMATS = {
     "jsonl": ("application/x-ndjson", "jsonl"),
     "jsonl.gz": ("application/gzip", "jsonl.gz"),
     "parquet": ("application/vnd.apache.parquet", "parquet"),
+    # `datasets`' save_to_disk folder, as one tar: background jobs and export_dataset only.
+    "hf_dataset": ("application/x-tar", "hf_dataset.tar"),
 }
+# File formats that are a folder of files, never one stream.
+FOLDER_FORMATS = frozenset({"hf_dataset"})
 
 
 def jsonl_chunks(batches: Iterable[list[dict[str, Any]]]) -> Iterator[bytes]:

@@ -24,9 +24,12 @@ from django.utils import timezone
 
 from annotation.exports.filters import ExportFilters, export_filters_parse
 from annotation.exports.formats import FORMATS, ExportFormat, format_batches, format_source_count
-from annotation.exports.writers import FILE_FORMATS, encode, gzip_chunks
+from annotation.exports.options import options_check_format
+from annotation.exports.split import with_split
+from annotation.exports.writers import FILE_FORMATS, FOLDER_FORMATS, encode, gzip_chunks
 from annotation.models import ExportJob, Project
 from annotation.models.exports import ExportStatus
+from annotation.services.webhooks import webhook_export_finished
 from config.celery import RESEND_EVERY_SECONDS, task_send, task_send_safely
 from config.errors import ValidationFailed
 
@@ -67,9 +70,18 @@ class ExportRequest:
 
 
 def export_request_validate(
-    *, project: Project, export_format: str, file_format: str, filters: dict[str, Any] | ExportFilters | None
+    *,
+    project: Project,
+    export_format: str,
+    file_format: str,
+    filters: dict[str, Any] | ExportFilters | None,
+    streamed: bool = True,
 ) -> ExportRequest:
-    """Check the format names and filters; raise ValidationFailed naming what is wrong."""
+    """Check the format names, filters and options; raise ValidationFailed naming what is wrong.
+
+    `streamed`: the export goes out as one byte stream (a download, stdout), which cannot hold
+    separate split files or a `save_to_disk` folder; background jobs and the command's files can.
+    """
     if export_format not in FORMATS:
         raise ValidationFailed(
             f"unknown export format {export_format!r}; choose one of {', '.join(FORMATS)}",
@@ -89,13 +101,29 @@ def export_request_validate(
             "min_agreement and consensus_only apply to rankings, not to demonstration (SFT) exports",
             code="invalid_filter",
         )
+    options_check_format(filters=parsed, kind=chosen.kind, format_name=chosen.name)
+    if streamed and (file_format in FOLDER_FORMATS or parsed.split_output == "files"):
+        what = "split_output=files" if parsed.split_output == "files" else f"file_format={file_format}"
+        raise ValidationFailed(
+            f"{what} writes several files: run the export as a background job (or export_dataset -o)",
+            code="invalid_option",
+            details={"option": "split_output" if parsed.split_output == "files" else "file_format"},
+        )
     return ExportRequest(project=project, export_format=chosen, file_format=file_format, filters=parsed)
 
 
 def export_records(
     *, request: ExportRequest, on_progress: ProgressCallback | None = None
 ) -> Iterator[list[dict]]:
-    """Batches of records (dicts), lazily; `on_progress` hears after every batch."""
+    """Batches of records (dicts), lazily; `on_progress` hears after every batch. With a
+    `test_fraction` each record carries its prompt's `split` (see annotation/exports/split.py)."""
+    records_iter = _records(request=request, on_progress=on_progress)
+    if request.filters.test_fraction:
+        return with_split(records_iter, test_fraction=request.filters.test_fraction)
+    return records_iter
+
+
+def _records(*, request: ExportRequest, on_progress: ProgressCallback | None) -> Iterator[list[dict]]:
     written = read = 0
     for batch in format_batches(
         export_format=request.export_format, project_id=request.project.pk, filters=request.filters
@@ -126,13 +154,18 @@ def _jsonl_fast(*, request: ExportRequest, on_progress: ProgressCallback | None)
 
 def export_stream(*, request: ExportRequest, on_progress: ProgressCallback | None = None) -> Iterator[bytes]:
     """The export as a byte stream in the requested file format."""
-    if request.file_format in ("jsonl", "jsonl.gz") and request.export_format.render_jsonl is not None:
+    if (
+        request.file_format in ("jsonl", "jsonl.gz")
+        and request.export_format.render_jsonl is not None
+        and not request.filters.derives_pairs
+        and not request.filters.test_fraction
+    ):
         lines = _jsonl_fast(request=request, on_progress=on_progress)
         return lines if request.file_format == "jsonl" else gzip_chunks(lines)
     return encode(
         export_records(request=request, on_progress=on_progress),
         file_format=request.file_format,
-        schema_factory=lambda: request.export_format.schema,
+        schema_factory=lambda: request.export_format.schema_with(filters=request.filters),
     )
 
 
@@ -253,4 +286,5 @@ def export_job_run(*, job_id: int) -> ExportJob | None:
             status=ExportStatus.FAILED, error=message[:2000], finished_at=timezone.now()
         )
     job.refresh_from_db()
+    webhook_export_finished(job=job)  # the project's webhooks hear that it succeeded or failed
     return job
