@@ -173,7 +173,8 @@ def test_a_deleted_prompt_is_not_an_error(db):
     assert candidates_generate.apply(args=[987654]).get()["error"] == "prompt deleted"
 
 
-def test_embedded_model_that_does_not_exist_is_recorded(project, make_prompts, tmp_path):
+def test_embedded_model_that_does_not_exist_is_recorded(project, make_prompts, tmp_path, settings):
+    settings.MODEL_DIRS = [tmp_path]  # an allowed folder, so the refusal is about the missing file
     project.generation_model = str(tmp_path / "missing.gguf")
     project.save()
     [prompt] = make_prompts(project, 1)
