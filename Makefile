@@ -11,7 +11,7 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
 .PHONY: run test install lint typecheck migrations-check pytest demo clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml client/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, pinned, so that nothing later pulls a multi-GB CUDA build.
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	# AMX its native build crashes in the first decode inside a VM. --no-cache-dir so that a wheel built
 	# earlier with the native flags is not reused.
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet --no-cache-dir 'llama-cpp-python==$(LLAMA_CPP_VERSION)'
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e './client[datasets,progress]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -44,7 +44,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy config annotation rewards bench
+	$(BIN)/mypy config annotation rewards bench client/rlhf_client
 
 migrations-check: install
 	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
