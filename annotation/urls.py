@@ -70,6 +70,7 @@ api = [
         exports.ExportJobDownloadApi.as_view(),
         name="export-job-download",
     ),
+    path("api/exports/<int:job_id>/card", exports.ExportJobCardApi.as_view(), name="export-job-card"),
     path(
         "api/projects/<int:project_id>/imports/",
         imports.PromptImportJobListApi.as_view(),

@@ -162,6 +162,7 @@ class ProjectAdmin(ProjectScopedAdminMixin, admin.ModelAdmin):
             "Reward model",
             {"fields": ["retrain_enabled", "retrain_min_new_comparisons", "reward_model_config"]},
         ),
+        ("Dataset card of exports", {"fields": ["dataset_license", "dataset_source"]}),
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Project]:

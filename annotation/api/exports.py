@@ -23,6 +23,8 @@ from annotation.exports.filters import FILTER_KEYS
 from annotation.exports.writers import FILE_FORMATS
 from annotation.permissions import IsProjectAdmin
 from annotation.selectors.exports import (
+    export_job_card,
+    export_job_content_type,
     export_job_file,
     export_job_get_for_admin,
     export_jobs_for_project,
@@ -36,6 +38,13 @@ _FILE_RESPONSES = {
         response=OpenApiTypes.BINARY, description="The dataset, in the file format asked for."
     )
     for media_type, _extension in FILE_FORMATS.values()
+}
+# A job's download may also be a zip: train and test files with the card (split_output=files).
+_JOB_FILE_RESPONSES = {
+    **_FILE_RESPONSES,
+    (200, "application/zip"): OpenApiResponse(
+        response=OpenApiTypes.BINARY, description="split_output=files: train, test and README.md."
+    ),
 }
 
 
@@ -111,6 +120,7 @@ class ExportCountApi(APIView):
             export_format=data["export_format"],
             file_format=data["file_format"],
             filters=filters,
+            streamed=False,  # a count is the same whatever files the export would be written to
         )
         rows = export_rows_count(
             project=self.project, export_format=export_request.export_format, filters=export_request.filters
@@ -174,7 +184,7 @@ class ExportJobDownloadApi(APIView):
 
     content_negotiation_class = FileContentNegotiation
 
-    @extend_schema(operation_id="export_job_download", responses=_FILE_RESPONSES)
+    @extend_schema(operation_id="export_job_download", responses=_JOB_FILE_RESPONSES)
     def get(self, request, job_id: int):
         job = export_job_get_for_admin(user=request.user, job_id=job_id)
         path = export_job_file(job=job)
@@ -184,5 +194,27 @@ class ExportJobDownloadApi(APIView):
             filename=path.name,
             # The format's own type, as the stream sends it; guessed from the name, .jsonl and
             # .parquet would be application/octet-stream.
-            content_type=FILE_FORMATS[job.file_format][0],
+            content_type=export_job_content_type(job=job, path=path),
+        )
+
+
+class ExportJobCardApi(APIView):
+    """The dataset card (README.md in Hugging Face's format) written beside a finished export."""
+
+    @extend_schema(
+        operation_id="export_job_card",
+        responses={
+            (200, "text/markdown"): OpenApiResponse(
+                response=OpenApiTypes.STR, description="The dataset card: YAML header, then Markdown."
+            )
+        },
+    )
+    def get(self, request, job_id: int):
+        job = export_job_get_for_admin(user=request.user, job_id=job_id)
+        path = export_job_card(job=job)
+        return FileResponse(
+            open(path, "rb"),  # noqa: SIM115 - FileResponse closes it
+            as_attachment=True,
+            filename="README.md",
+            content_type="text/markdown; charset=utf-8",
         )

@@ -6,11 +6,58 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from annotation.exports.formats import FORMATS
+from annotation.exports.options import KTO_SOURCES, PAIR_POLICIES, SPLIT_OUTPUTS, TIE_POLICIES
 from annotation.exports.writers import FILE_FORMATS
 from annotation.selectors.exports import export_job_progress
 
 
-class ExportFiltersSerializer(serializers.Serializer):
+class ExportOptionsSerializer(serializers.Serializer):
+    """The export options (annotation/exports/options.py), the same in a job's filters and a query;
+    the service checks which fit the format and refuses the rest with a 400."""
+
+    pair_policy = serializers.ChoiceField(
+        choices=PAIR_POLICIES,
+        required=False,
+        help_text="Pair formats: all pairs of a ranking, adjacent tie groups only, or the best "
+        "group against each of the rest.",
+    )
+    tie_policy = serializers.ChoiceField(
+        choices=TIE_POLICIES,
+        required=False,
+        help_text="Pair formats: drop tied answers, or keep them as rows with tie=true.",
+    )
+    margin = serializers.BooleanField(
+        required=False,
+        help_text="Pair formats: a margin column, the rating difference when both answers are rated "
+        "and agree with the order, else how many tie groups apart they are.",
+    )
+    kto_from = serializers.ChoiceField(
+        choices=KTO_SOURCES,
+        required=False,
+        help_text="KTO formats: labels from rankings (top group desirable, bottom undesirable, the "
+        "middle dropped) or from ratings (the two thresholds).",
+    )
+    desirable_rating = serializers.IntegerField(
+        required=False, min_value=1, max_value=7, help_text="kto_from=ratings: rating >= this is desirable."
+    )
+    undesirable_rating = serializers.IntegerField(
+        required=False, min_value=1, max_value=7, help_text="kto_from=ratings: rating <= this is undesirable."
+    )
+    test_fraction = serializers.FloatField(
+        required=False,
+        min_value=0.0,
+        max_value=0.5,
+        help_text="Share of prompts held out as test, by a salted hash of the prompt's content: "
+        "stable across re-exports and added data. 0: no split.",
+    )
+    split_output = serializers.ChoiceField(
+        choices=SPLIT_OUTPUTS,
+        required=False,
+        help_text="A split column, or separate train/test files (background jobs: a zip).",
+    )
+
+
+class ExportFiltersSerializer(ExportOptionsSerializer):
     """Filters; the service checks ranges and combinations and answers with a domain error."""
 
     date_from = serializers.CharField(required=False, help_text="ISO date or date-time, inclusive.")
@@ -42,7 +89,7 @@ class ExportStartInputSerializer(serializers.Serializer):
     filters = ExportFiltersSerializer(required=False)
 
 
-class ExportStreamQuerySerializer(ExportStartInputSerializer):
+class ExportStreamQuerySerializer(ExportStartInputSerializer, ExportOptionsSerializer):
     """Query parameters of a direct download: the start input with filters flattened."""
 
     filters = None  # type: ignore[assignment]
@@ -82,7 +129,8 @@ class ExportCountOutputSerializer(serializers.Serializer):
         help_text="Rows the export will hold: pairs, one per prompt for rankings, or demonstrations."
     )
     row_kind = serializers.CharField(
-        help_text="What one row is: pairs, rankings (one prompt) or demonstrations."
+        help_text="What one row is: pairs, kto (one labelled answer), rankings (one prompt), "
+        "demonstrations or prompts."
     )
     filters = serializers.DictField(help_text="The filters as parsed, as a job would store them.")
 
@@ -102,6 +150,9 @@ class ExportJobOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
     download_url = serializers.SerializerMethodField()
+    card_url = serializers.SerializerMethodField(
+        help_text="The dataset card (README.md, Hugging Face format) written beside the export."
+    )
 
     def get_progress(self, job) -> float:
         return export_job_progress(job=job)
@@ -110,3 +161,8 @@ class ExportJobOutputSerializer(serializers.Serializer):
         if job.status != "succeeded":
             return None
         return reverse("export-job-download", kwargs={"job_id": job.pk})
+
+    def get_card_url(self, job) -> str | None:
+        if job.status != "succeeded":
+            return None
+        return reverse("export-job-card", kwargs={"job_id": job.pk})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -77,6 +77,10 @@ class ExportFilters:
             for key, value in data.items()
             if value not in (None, False) and not (key in OPTION_DEFAULTS and value == OPTION_DEFAULTS[key])
         }
+
+    def without_split(self) -> ExportFilters:
+        """These filters with no split column (for files that are one split each)."""
+        return replace(self, test_fraction=0.0, split_output="column")
 
     @property
     def derives_pairs(self) -> bool:

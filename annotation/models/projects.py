@@ -78,6 +78,16 @@ class Project(models.Model):
     reward_model_config = models.JSONField(
         default=dict, blank=True, help_text="Overrides of training defaults."
     )
+    # Written into the dataset card (README.md) beside every background export.
+    dataset_license = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Licence of the exported data as a Hugging Face licence id (cc-by-4.0, apache-2.0, "
+        "other); empty: 'other'.",
+    )
+    dataset_source = models.TextField(
+        blank=True, help_text="Where the prompts and answers come from, for the dataset card (Markdown)."
+    )
 
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="projects")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -9,6 +9,8 @@ from django.db.models import QuerySet
 
 from annotation.exports.filters import ExportFilters
 from annotation.exports.formats import ExportFormat, format_row_count
+from annotation.exports.outputs import card_path_for
+from annotation.exports.writers import FILE_FORMATS
 from annotation.models import ExportJob, Project
 from annotation.models.exports import ExportStatus
 from annotation.models.projects import Role
@@ -60,3 +62,17 @@ def export_job_file(*, job: ExportJob) -> Path:
     if root not in path.parents or not path.is_file():
         raise NotFound("the export file is missing", code="export_file_missing")
     return path
+
+
+def export_job_content_type(*, job: ExportJob, path: Path) -> str:
+    """The download's media type: its file format's, or a zip's for split files."""
+    return "application/zip" if path.name.endswith(".zip") else FILE_FORMATS[job.file_format][0]
+
+
+def export_job_card(*, job: ExportJob) -> Path:
+    """The dataset card beside the finished file; NotFound as for the file, or for a job finished
+    before exports wrote cards."""
+    card = card_path_for(export_job_file(job=job))
+    if not card.is_file():
+        raise NotFound("this export has no dataset card", code="export_card_missing")
+    return card
