@@ -23,6 +23,8 @@ from annotation.services.prompt_imports import prompt_import_job_run
 from annotation.services.submissions import (
     prompt_done_counts_reconcile as prompt_done_counts_reconcile_service,
 )
+from annotation.services.webhooks import webhook_deliveries_resend as webhook_deliveries_resend_service
+from annotation.services.webhooks import webhook_delivery_attempt
 from config.celery import time_limits
 from config.errors import NotFound
 
@@ -124,3 +126,23 @@ def candidates_top_up() -> dict[str, list[int]]:
     for project_id, prompt_ids in enqueued.items():
         logger.info("project %s: queued generation for %d prompt(s)", project_id, len(prompt_ids))
     return {str(project_id): prompt_ids for project_id, prompt_ids in enqueued.items()}
+
+
+# One attempt is one request, whose connection and each read are bounded by WEBHOOK_TIMEOUT_SECONDS.
+@shared_task(bind=True, name="annotation.webhook_deliver", max_retries=None, **time_limits(2 * 60))
+def webhook_deliver(self: Any, delivery_id: int) -> str | None:
+    """One attempt of a webhook delivery (idempotent: see webhook_delivery_attempt). A passing
+    failure is retried after its backoff; the service counts the attempts and stops at
+    WEBHOOK_MAX_ATTEMPTS, so Celery's own count is not bounded here."""
+    attempt = webhook_delivery_attempt(delivery_id=delivery_id)
+    if attempt is None:
+        return None
+    if attempt.retry_in_seconds is not None:
+        raise self.retry(countdown=attempt.retry_in_seconds)
+    return attempt.status
+
+
+@shared_task(name="annotation.webhook_deliveries_resend", **time_limits(60))
+def webhook_deliveries_resend() -> list[int]:
+    """Periodic (every minute): send again the webhook deliveries whose message was lost."""
+    return webhook_deliveries_resend_service()

@@ -85,6 +85,10 @@ app.conf.update(
             "task": "rewards.reward_model_runs_recover",
             "schedule": RESEND_EVERY_SECONDS,
         },
+        "resend-lost-webhook-deliveries": {
+            "task": "annotation.webhook_deliveries_resend",
+            "schedule": RESEND_EVERY_SECONDS,
+        },
     },
     beat_schedule_filename=os.environ.get("CELERY_BEAT_SCHEDULE_FILE", "var/celerybeat-schedule"),
 )

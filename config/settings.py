@@ -386,6 +386,13 @@ GENERATION_HTTP_CONCURRENCY = _integer("GENERATION_HTTP_CONCURRENCY", 4, minimum
 # Hosts the OpenAI-compatible backend may reach (annotation/generation/hosts.py): "*" is any public
 # host; loopback, private and link-local addresses only when their name, address or network is listed.
 GENERATION_ALLOWED_HOSTS = env.list("GENERATION_ALLOWED_HOSTS", default=["*"])
+# Webhooks (annotation/services/webhooks.py): hosts their URLs may reach, by the rules above;
+# seconds to connect and to wait for an answer; attempts per event, the first backoff (doubled
+# each time up to 5 minutes, so a wait stays inside the broker's visibility timeout).
+WEBHOOK_ALLOWED_HOSTS = env.list("WEBHOOK_ALLOWED_HOSTS", default=["*"])
+WEBHOOK_TIMEOUT_SECONDS = _number("WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.1, integer=False)
+WEBHOOK_MAX_ATTEMPTS = _integer("WEBHOOK_MAX_ATTEMPTS", 6, minimum=1)
+WEBHOOK_BACKOFF_SECONDS = _number("WEBHOOK_BACKOFF_SECONDS", 30.0, integer=False)
 # Fernet keys (comma-separated; the first encrypts, all decrypt) for secrets stored in the database,
 # such as a project's API key; empty: a key derived from SECRET_KEY (annotation/models/fields.py).
 FIELD_ENCRYPTION_KEY = env.list("FIELD_ENCRYPTION_KEY", default=[])

@@ -4,6 +4,7 @@ from annotation.models.imports import PromptImportJob
 from annotation.models.projects import Membership, Project
 from annotation.models.prompts import Candidate, Demonstration, Prompt
 from annotation.models.rankings import Comparison, Ranking, RankingItem
+from annotation.models.webhooks import Webhook, WebhookDelivery
 
 __all__ = [
     "Assignment",
@@ -17,4 +18,6 @@ __all__ = [
     "PromptImportJob",
     "Ranking",
     "RankingItem",
+    "Webhook",
+    "WebhookDelivery",
 ]

@@ -7,6 +7,7 @@ from django.contrib.auth.models import User
 from annotation.models import Demonstration
 from annotation.models.assignments import Assignment, TaskKind
 from annotation.services.submissions import prompt_done_counts_add, submission_store
+from annotation.services.webhooks import webhook_demonstration_submitted
 from config.errors import ValidationFailed
 
 MAX_DEMONSTRATION_CHARS = 50_000
@@ -58,6 +59,8 @@ def demonstration_submit(
             seconds_spent=seconds,
         )
         prompt_done_counts_add(prompt_id=assignment.prompt_id, kind=TaskKind.DEMONSTRATE)
+        # Sent once this submission commits; a rolled-back one sends nothing.
+        webhook_demonstration_submitted(demonstration=demonstration, project_id=assignment.project_id)
         return demonstration
 
     return submission_store(

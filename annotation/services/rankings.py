@@ -15,6 +15,7 @@ from annotation.models.assignments import Assignment, TaskKind
 from annotation.models.rankings import FLAG_KEYS, RankingSource
 from annotation.ranking_math import comparisons_from_order, order_validate
 from annotation.services.submissions import prompt_done_counts_add, submission_store
+from annotation.services.webhooks import webhook_ranking_submitted
 from annotation.sql.requests import ranking_children_insert
 from config.errors import Conflict, ValidationFailed
 
@@ -150,7 +151,7 @@ def ranking_submit(
                     code="rating_required",
                     details={"unrated": unrated},
                 )
-        return ranking_record(
+        ranking = ranking_record(
             prompt=assignment.prompt,
             candidate_ids=assignment.shown_order,
             order=order,
@@ -160,6 +161,9 @@ def ranking_submit(
             seconds_spent=seconds,
             assignment=assignment,
         )
+        # Sent once this submission commits; a rolled-back one sends nothing.
+        webhook_ranking_submitted(ranking=ranking, project_id=assignment.project_id)
+        return ranking
 
     return submission_store(
         assignment_id=assignment_id,

@@ -27,6 +27,8 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from annotation.models import Project
+from annotation.models.webhooks import WebhookEvent
+from annotation.services.webhooks import webhook_event_emit
 from config.celery import RESEND_EVERY_SECONDS, task_send, task_send_safely
 from config.errors import Conflict, ValidationFailed
 from rewards.ml.config import TrainConfig
@@ -94,6 +96,20 @@ def candidates_score_enqueue(reward_model_id: int) -> None:
     broker that is down now only delays it.
     """
     task_send_safely(partial(task_send, SCORE_TASK, reward_model_id), what=f"scoring with {reward_model_id}")
+
+
+def _webhook_data(reward_model: RewardModel) -> dict:
+    """What webhooks are told of a version (README: Webhooks)."""
+    return {
+        "reward_model_id": reward_model.pk,
+        "version": reward_model.version,
+        "is_active": reward_model.is_active,
+        "validation_accuracy": reward_model.validation_accuracy,
+        "comparisons_seen": reward_model.comparisons_seen,
+        "data_cutoff": reward_model.data_cutoff,
+        "trigger": reward_model.trigger,
+        "finished_at": reward_model.finished_at,
+    }
 
 
 def train_config_validate(*, overrides: object) -> TrainConfig:
@@ -346,6 +362,9 @@ def reward_model_succeed(
     reward_model.heartbeat_at = reward_model.finished_at
     reward_model.save()
     transaction.on_commit(lambda: candidates_score_enqueue(reward_model.pk))
+    # A new version is trained and, being the newest, active: the project's webhooks hear both.
+    for event in (WebhookEvent.REWARD_MODEL_TRAINED, WebhookEvent.REWARD_MODEL_ACTIVATED):
+        webhook_event_emit(project_id=reward_model.project_id, event=event, data=_webhook_data(reward_model))
     return reward_model
 
 
@@ -386,5 +405,10 @@ def reward_model_activate(*, reward_model: RewardModel) -> RewardModel:
         RewardModel.objects.filter(project_id=locked.project_id, is_active=True).update(is_active=False)
         locked.is_active = True
         locked.save(update_fields=["is_active"])
+        webhook_event_emit(
+            project_id=locked.project_id,
+            event=WebhookEvent.REWARD_MODEL_ACTIVATED,
+            data=_webhook_data(locked),
+        )
     transaction.on_commit(lambda: candidates_score_enqueue(locked.pk))
     return locked
