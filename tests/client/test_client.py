@@ -50,7 +50,8 @@ def token(admin_user) -> str:
 
 
 @pytest.fixture
-def client(live_server, token, eager_celery, server_dirs) -> Client:
+def platform(live_server, token, eager_celery, server_dirs) -> Client:
+    """The client under test (not named `client`: that is pytest-django's Django test client)."""
     return Client(live_server.url, token=token, poll_interval=0.05)
 
 
@@ -80,7 +81,7 @@ def _api_stream(live_server, token: str, project_id: int, **params: str) -> requ
     return response
 
 
-def test_prompts_import_waits_for_the_job_and_fails_with_the_bad_lines(client, project, tmp_path):
+def test_prompts_import_waits_for_the_job_and_fails_with_the_bad_lines(platform, project, tmp_path):
     path = _jsonl(
         tmp_path / "prompts.jsonl",
         [
@@ -89,7 +90,7 @@ def test_prompts_import_waits_for_the_job_and_fails_with_the_bad_lines(client, p
             {"prompt": "What is a reward model?"},
         ],
     )
-    job = client.prompts_import(project_id=project.pk, path=path, source="client-test", progress=True)
+    job = platform.prompts_import(project_id=project.pk, path=path, source="client-test", progress=True)
     assert (job["status"], job["imported"], job["duplicates"], job["rows_read"]) == ("succeeded", 2, 1, 3)
     stored = Prompt.objects.filter(project=project, source="client-test")
     assert sorted(prompt.turns[-1]["content"] for prompt in stored) == [
@@ -99,27 +100,30 @@ def test_prompts_import_waits_for_the_job_and_fails_with_the_bad_lines(client, p
 
     bad = _jsonl(tmp_path / "bad.jsonl", [{"prompt": "Fine?"}, {"nothing": "here"}])
     with pytest.raises(JobFailed) as failed:
-        client.prompts_import(project_id=project.pk, path=bad)
+        platform.prompts_import(project_id=project.pk, path=bad)
     assert failed.value.job["status"] == "failed" and [e["line"] for e in failed.value.job["errors"]] == [2]
     assert not Prompt.objects.filter(project=project, source="bad.jsonl").exists()  # all or nothing
-    assert client.import_get(import_id=failed.value.job["id"])["error_count"] == 1
+    assert platform.import_get(import_id=failed.value.job["id"])["error_count"] == 1
 
 
-def test_stats_read_the_quality_api(client, project, labeler, other_labeler):
+def test_stats_read_the_quality_api(platform, project, labeler, other_labeler):
     # Two prompts ranked alike by both labelers, one with a swap of the top two: 17 of 18 pairs agree.
     for index, second_order in enumerate([[[0], [1], [2], [3]], [[0], [1], [2], [3]], [[1], [0], [2], [3]]]):
         ranked_prompt(project, index, [labeler, other_labeler], [[[0], [1], [2], [3]], second_order])
 
-    summary = client.quality_summary(project_id=project.pk)
+    summary = platform.quality_summary(project_id=project.pk)
     assert (summary["prompts"], summary["rankings"], summary["pairs_compared"]) == (3, 6, 18)
     assert summary["agreement"] == pytest.approx(17 / 18)
-    assert sorted(row["username"] for row in client.labeler_stats(project_id=project.pk)) == ["alice", "bob"]
-    assert "rankings" in json.dumps(client.queue_depth(project_id=project.pk))
-    assert client.throughput(project_id=project.pk, days=7)["days"] == 7
+    assert sorted(row["username"] for row in platform.labeler_stats(project_id=project.pk)) == [
+        "alice",
+        "bob",
+    ]
+    assert "rankings" in json.dumps(platform.queue_depth(project_id=project.pk))
+    assert platform.throughput(project_id=project.pk, days=7)["days"] == 7
 
 
 def test_exports_stream_into_a_dataset_and_files_as_the_api_streams_them(
-    client, live_server, token, project, labeler, tmp_path
+    platform, live_server, token, project, labeler, tmp_path
 ):
     rankings_make(project, prompts=3, labeler=labeler)  # 3 rankings of 4 answers: 15 pairs
     demonstration_make(project.prompts.first(), labeler, "A demonstration for the SFT file.")
@@ -131,13 +135,13 @@ def test_exports_stream_into_a_dataset_and_files_as_the_api_streams_them(
             ).text.splitlines()
         ]
         assert len(expected) == 15
-        dataset = client.export_dataset(project_id=project.pk, export_format=export_format, progress=True)
+        dataset = platform.export_dataset(project_id=project.pk, export_format=export_format, progress=True)
         assert dataset.num_rows == 15 and list(dataset) == expected
 
     # The stream into a file, byte for byte, and as Parquet.
-    direct = client.export_file(project_id=project.pk, export_format="sft", path=tmp_path / "sft.jsonl")
+    direct = platform.export_file(project_id=project.pk, export_format="sft", path=tmp_path / "sft.jsonl")
     assert direct.read_bytes() == _api_stream(live_server, token, project.pk, export_format="sft").content
-    parquet = client.export_file(
+    parquet = platform.export_file(
         project_id=project.pk,
         export_format="pairs",
         file_format="parquet",
@@ -145,12 +149,12 @@ def test_exports_stream_into_a_dataset_and_files_as_the_api_streams_them(
         progress=True,
     )
     assert pq.read_table(parquet).to_pylist() == list(
-        client.export_rows(project_id=project.pk, export_format="pairs")
+        platform.export_rows(project_id=project.pk, export_format="pairs")
     )
     assert not list(tmp_path.glob(".*.part"))
 
     # A background job, waited on, then downloaded; its filters travel as the API's.
-    job = client.export_start(
+    job = platform.export_start(
         project_id=project.pk,
         export_format="rankings",
         file_format="jsonl.gz",
@@ -159,19 +163,19 @@ def test_exports_stream_into_a_dataset_and_files_as_the_api_streams_them(
         progress=True,
     )
     assert (job["status"], job["rows_written"], job["filters"]) == ("succeeded", 3, {"exclude_flagged": True})
-    saved = client.export_download(job_id=job["id"], path=tmp_path / "rankings.jsonl.gz", progress=True)
+    saved = platform.export_download(job_id=job["id"], path=tmp_path / "rankings.jsonl.gz", progress=True)
     rankings = [json.loads(line) for line in gzip.decompress(saved.read_bytes()).splitlines()]
     assert [row["prompt_id"] for row in rankings] == sorted(
         row["prompt_id"]
-        for row in client.export_rows(
+        for row in platform.export_rows(
             project_id=project.pk, export_format="rankings", filters={"labelers": [labeler.pk]}
         )
     )
 
 
-def test_retrain_trains_a_version_and_versions_are_listed_and_activated(client, trainable):
+def test_retrain_trains_a_version_and_versions_are_listed_and_activated(platform, trainable):
     project = trainable
-    first = client.reward_model_retrain(project_id=project.pk, wait=True, progress=True)
+    first = platform.reward_model_retrain(project_id=project.pk, wait=True, progress=True)
     assert (first["status"], first["version"], first["is_active"], first["progress"]) == (
         "succeeded",
         1,
@@ -179,45 +183,45 @@ def test_retrain_trains_a_version_and_versions_are_listed_and_activated(client, 
         1.0,
     )
     assert first["comparisons_seen"] == 60 and first["validation_accuracy"] is not None
-    second = client.reward_model_retrain(project_id=project.pk, wait=True)
+    second = platform.reward_model_retrain(project_id=project.pk, wait=True)
     assert second["version"] == 2 and second["is_active"]
 
-    versions = client.reward_models_list(project_id=project.pk, versions_only=True)
+    versions = platform.reward_models_list(project_id=project.pk, versions_only=True)
     assert [(run["version"], run["is_active"]) for run in versions] == [(2, True), (1, False)]
-    activated = client.reward_model_activate(project_id=project.pk, reward_model_id=first["id"])
+    activated = platform.reward_model_activate(project_id=project.pk, reward_model_id=first["id"])
     assert activated["is_active"] and activated["version"] == 1
     assert RewardModel.objects.get(project=project, is_active=True).pk == first["id"]
 
 
-def test_a_wait_follows_a_run_in_flight_until_it_ends(client, project, monkeypatch):
+def test_a_wait_follows_a_run_in_flight_until_it_ends(platform, project, monkeypatch):
     import rewards.services.runs as runs
 
     # No worker here: the run stays queued (and no message is left on the broker for a later test);
     # rewards' own services then move it as a training worker would.
     monkeypatch.setattr(runs, "_send_after_commit", lambda reward_model: None)
-    queued = client.reward_model_retrain(project_id=project.pk)
+    queued = platform.reward_model_retrain(project_id=project.pk)
     started = reward_model_start(reward_model_id=queued["id"])
     assert started is not None
     reward_model_heartbeat(reward_model_id=queued["id"], progress=0.5, message="epoch 1/2")
 
     with pytest.raises(WaitTimeout) as timed_out:
-        client.reward_model_wait(project_id=project.pk, reward_model_id=queued["id"], timeout=0.3)
+        platform.reward_model_wait(project_id=project.pk, reward_model_id=queued["id"], timeout=0.3)
     assert (timed_out.value.job["status"], timed_out.value.job["progress"]) == ("running", 0.5)
     assert timed_out.value.job["progress_message"] == "epoch 1/2"
 
-    client.reward_model_cancel(project_id=project.pk, reward_model_id=queued["id"])
+    platform.reward_model_cancel(project_id=project.pk, reward_model_id=queued["id"])
     with pytest.raises(JobFailed) as failed:
-        client.reward_model_wait(project_id=project.pk, reward_model_id=queued["id"], progress=True)
+        platform.reward_model_wait(project_id=project.pk, reward_model_id=queued["id"], progress=True)
     assert failed.value.job["status"] == "cancelled"
 
 
-def test_api_errors_raise_the_typed_exception(client, live_server, project, monkeypatch):
+def test_api_errors_raise_the_typed_exception(platform, live_server, project, monkeypatch):
     import rewards.services.runs as runs
 
     monkeypatch.setattr(runs, "_send_after_commit", lambda reward_model: None)
-    queued = client.reward_model_retrain(project_id=project.pk)
+    queued = platform.reward_model_retrain(project_id=project.pk)
     with pytest.raises(ApiError) as busy:
-        client.reward_model_retrain(project_id=project.pk)
+        platform.reward_model_retrain(project_id=project.pk)
     error = busy.value
     assert (error.status, error.code, error.details) == (
         409,
@@ -227,10 +231,10 @@ def test_api_errors_raise_the_typed_exception(client, live_server, project, monk
     assert "already queued" in error.message
 
     with pytest.raises(ApiError) as missing:
-        client.export_get(job_id=987654)
+        platform.export_get(job_id=987654)
     assert (missing.value.status, missing.value.code) == (404, "export_not_found")
     with pytest.raises(ApiError) as invalid:
-        list(client.export_rows(project_id=project.pk, export_format="no-such-format"))
+        list(platform.export_rows(project_id=project.pk, export_format="no-such-format"))
     assert invalid.value.status == 400 and "export_format" in invalid.value.details
     with pytest.raises(ApiError) as unauthorised:
         Client(live_server.url, token="not-a-token").quality_summary(project_id=project.pk)
@@ -238,7 +242,7 @@ def test_api_errors_raise_the_typed_exception(client, live_server, project, monk
 
 
 def test_a_throttled_request_is_retried_after_its_retry_after(
-    client, live_server, token, project, monkeypatch
+    platform, live_server, token, project, monkeypatch
 ):
     import rewards.services.runs as runs
 
@@ -247,14 +251,14 @@ def test_a_throttled_request_is_retried_after_its_retry_after(
     monkeypatch.setattr(
         ScopedRateThrottle, "THROTTLE_RATES", {"retrain": "1/second", "export_start": "1/second"}
     )
-    client.reward_model_retrain(project_id=project.pk)
+    platform.reward_model_retrain(project_id=project.pk)
     with pytest.raises(ApiError) as throttled:
         Client(live_server.url, token=token, max_retries=0).reward_model_retrain(project_id=project.pk)
     assert throttled.value.status == 429 and throttled.value.code == "throttled"
 
     began = time.monotonic()
     with pytest.raises(ApiError) as after_retry:
-        client.reward_model_retrain(project_id=project.pk)
+        platform.reward_model_retrain(project_id=project.pk)
     assert after_retry.value.status == 409  # waited out the throttle, then refused: a run is queued
     assert time.monotonic() - began >= 0.5
 
