@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -187,6 +188,18 @@ def test_the_signature_verifies_and_refuses_tampering_other_secrets_and_stale_ti
     assert verify_signature(SECRET, f"{header},v1=00ff", body, now=1_700_000_000)
     for bad in ["", "t=abc,v1=00", "v1=00", f"t=1700000000,v0={'0' * 64}", "nonsense"]:
         assert not verify_signature(SECRET, bad, body, now=1_700_000_000)
+
+
+def test_the_readme_documents_each_events_payload():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    documented = {}
+    for event in DATA_KEYS:
+        [row] = [line for line in readme.splitlines() if line.startswith(f"| `{event}` |")]
+        cell = row.split(" | ")[2]
+        names = set(re.findall(r"`([a-z_]+)`", cell)) - {"succeeded", "failed"}
+        same_as = re.fullmatch(r"as `([a-z_.]+)` \|", cell.strip())
+        documented[event] = documented[same_as.group(1)] if same_as else names
+    assert documented == DATA_KEYS
 
 
 def test_the_signing_module_can_be_copied_as_is():
