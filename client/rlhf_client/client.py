@@ -165,8 +165,9 @@ class Client:
     ) -> Iterator[dict[str, Any]]:
         """The export's rows, streamed (JSON Lines) and parsed one at a time: constant memory.
 
-        `filters` are the API's (date_from, date_to, labelers, min_agreement, consensus_only,
-        exclude_flagged, anonymise). With `progress`, one more request counts the rows for the bar.
+        `filters` are the API's filters and format options, as the export start takes them (date_from,
+        date_to, labelers, min_agreement, consensus_only, exclude_flagged, anonymise, test_fraction,
+        ...; see /api/schema/). With `progress`, one more request counts the rows for the bar.
         """
         total = (
             self.export_count(project_id=project_id, export_format=export_format, filters=filters)["rows"]

@@ -7,7 +7,8 @@ from typing import Any, Literal, TypedDict
 ImportStatus = Literal["queued", "checking", "importing", "succeeded", "failed"]
 ExportStatus = Literal["queued", "running", "succeeded", "failed"]
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-FileFormat = Literal["jsonl", "jsonl.gz", "parquet"]
+# hf_dataset (datasets' save_to_disk folder as a tar) is written by background jobs only, not streamed.
+FileFormat = Literal["jsonl", "jsonl.gz", "parquet", "hf_dataset"]
 
 
 class ImportLineError(TypedDict):
