@@ -609,3 +609,35 @@ def test_a_socket_that_is_bound_but_not_listening_refuses_connections():
             socket.create_connection(("127.0.0.1", int(down.url.split(":")[2].split("/")[0])), timeout=1)
     finally:
         down.stop()
+
+
+def test_a_lost_message_is_sent_again_and_a_duplicate_never_sends_twice(
+    project, receiver, webhook_settings, eager_celery, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotation.services.webhooks import webhook_deliveries_resend, webhook_test_send
+
+    webhook = hook_for(project, receiver)
+    with django_capture_on_commit_callbacks(execute=False):  # committed, but its message never sent
+        delivery = webhook_test_send(webhook=webhook)
+    assert webhook_deliveries_resend() == []  # not yet long past due: it may still be on its way
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        next_attempt_at=timezone.now() - timedelta(minutes=6)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert webhook_deliveries_resend() == [delivery.pk]
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, len(receiver.requests)) == ("delivered", 1, 1)
+
+    # A second message for a delivered one, or for one whose attempt is in flight, sends nothing.
+    assert webhook_deliver.apply(args=[delivery.pk]).get() is None
+    with django_capture_on_commit_callbacks(execute=False):
+        in_flight = webhook_test_send(webhook=webhook)
+    WebhookDelivery.objects.filter(pk=in_flight.pk).update(
+        next_attempt_at=timezone.now() + timedelta(seconds=70)
+    )
+    assert webhook_deliver.apply(args=[in_flight.pk]).get() is None
+    assert len(receiver.requests) == 1
