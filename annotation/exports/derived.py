@@ -60,7 +60,8 @@ def _chunks(
         for ranking_id, candidate_id, rating in RankingItem.objects.filter(
             ranking_id__in=[r["id"] for group in chunk for r in group], rating__isnull=False
         ).values_list("ranking_id", "candidate_id", "rating"):
-            ratings[ranking_id][candidate_id] = rating
+            if rating is not None:  # filtered out by the query too; this tells the type checker
+                ratings[ranking_id][candidate_id] = rating
         for group in chunk:
             for ranking in group:
                 ranking["ratings"] = ratings.get(ranking["id"], {})

@@ -29,8 +29,20 @@ from annotation.selectors.prompt_review import prompt_review_get
 from annotation.services.exports import export_job_create, export_request_validate
 from config.errors import DomainError, Forbidden, NotFound
 
-FILTER_FIELDS = ("date_from", "date_to", "min_agreement")
-FLAG_FIELDS = ("consensus_only", "exclude_flagged", "anonymise")
+FILTER_FIELDS = (
+    "date_from",
+    "date_to",
+    "min_agreement",
+    # the export options (annotation/exports/options.py)
+    "pair_policy",
+    "tie_policy",
+    "kto_from",
+    "desirable_rating",
+    "undesirable_rating",
+    "test_fraction",
+    "split_output",
+)
+FLAG_FIELDS = ("consensus_only", "exclude_flagged", "anonymise", "margin")
 
 
 def _domain_errors_as_http(view):

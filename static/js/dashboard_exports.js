@@ -14,7 +14,8 @@
           row.querySelector("progress").value = job.progress;
           row.querySelector(".rows").textContent = job.rows_written + (job.rows_total ? " / " + job.rows_total : "");
           if (job.status === "succeeded") {
-            row.querySelector(".download").innerHTML = '<a href="' + row.dataset.fileUrl + '">Download</a>';
+            row.querySelector(".download").innerHTML = '<a href="' + row.dataset.fileUrl + '">Download</a> · <a href="' +
+              row.dataset.cardUrl + '">Dataset card</a>';
           } else if (job.status === "failed") {
             row.querySelector(".download").textContent = job.error;
           }
@@ -43,7 +44,10 @@
   var form = document.getElementById("export-form");
   var out = document.getElementById("export-count");
   if (!form || !out) return;
-  var KINDS = { pairs: "preference pairs", rankings: "prompts with their rankings", demonstrations: "demonstrations" };
+  var KINDS = {
+    pairs: "preference pairs", kto: "labelled answers (KTO)", rankings: "prompts with their rankings",
+    demonstrations: "demonstrations", prompts: "prompts"
+  };
 
   function choices() {
     var params = new URLSearchParams();

@@ -67,6 +67,52 @@ def test_count_equals_the_rows_the_export_writes(data, export_format, filters):
     assert _counted(data, export_format, filters) == written
 
 
+# Rows depend on the format's kind, not on how a row is rendered: one plain and one other pair format.
+MATRIX_FORMATS = ["pairs", "pairs_implicit_conversational"]
+PAIR_OPTIONS = [
+    {"pair_policy": "adjacent"},
+    {"pair_policy": "best_vs_rest", "tie_policy": "keep"},
+    {"tie_policy": "keep", "margin": True},
+    {"margin": True, "test_fraction": 0.3},
+]
+
+
+@pytest.mark.parametrize("export_format", MATRIX_FORMATS)
+@pytest.mark.parametrize("options", PAIR_OPTIONS, ids=lambda f: ",".join(f))
+@pytest.mark.parametrize("filters", RANKING_FILTERS, ids=lambda f: ",".join(f) or "none")
+def test_pair_options_count_equals_the_rows_written(data, export_format, options, filters):
+    merged = {**filters, **options}
+    assert _counted(data, export_format, merged) == _written(data, export_format, merged)
+
+
+@pytest.mark.parametrize("export_format", ["kto"])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"kto_from": "ratings"}, {"kto_from": "ratings", "desirable_rating": 6, "undesirable_rating": 2}],
+    ids=["rankings", "ratings", "thresholds"],
+)
+@pytest.mark.parametrize("filters", RANKING_FILTERS, ids=lambda f: ",".join(f) or "none")
+def test_kto_count_equals_the_rows_written(data, export_format, options, filters):
+    merged = {**filters, **options}
+    assert _counted(data, export_format, merged) == _written(data, export_format, merged)
+
+
+@pytest.mark.parametrize("export_format", ["prompt_only", "prompt_only_conversational"])
+@pytest.mark.parametrize(
+    "filters", [{}, {"date_from": "2000-01-01", "date_to": "2000-01-02"}, {"test_fraction": 0.5}]
+)
+def test_prompt_only_count_equals_the_rows_written(data, export_format, filters):
+    assert _counted(data, export_format, filters) == _written(data, export_format, filters)
+
+
+def test_matrix_counts_follow_the_options(data):
+    """The figures: 4 prompts, 7 rankings of 4 answers (one with 0 and 1 tied), 2 flagged answers."""
+    assert _counted(data, "pairs", {"tie_policy": "keep"}) == 3 * (6 + 6) + 5 + 1
+    assert _counted(data, "pairs", {"pair_policy": "adjacent"}) == 6 * 3 + 3  # tied top: 0>2, 1>2, 2>3
+    assert _counted(data, "kto", {}) == 7 * 2 + 1  # top and bottom of each; the tied top gives two
+    assert _counted(data, "prompt_only", {}) == 4
+
+
 @pytest.mark.parametrize("export_format", ["sft", "sft_conversational", "sft_messages"])
 @pytest.mark.parametrize("filters", [{}, {"exclude_flagged": True}], ids=["none", "exclude_flagged"])
 def test_demonstration_counts_equal_the_rows_written(data, export_format, filters):

@@ -10,9 +10,10 @@ import tarfile
 import zipfile
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.test import override_settings
 
-from annotation.models import Membership
+from annotation.models import ExportJob, Membership
 from annotation.models.projects import Role
 from annotation.services.exports import export_job_create, export_job_run
 from tests.annotation.export_data import ranked_prompt
@@ -176,3 +177,59 @@ def test_hf_dataset_loads_with_load_from_disk(many, export_dir, tmp_path, filter
         ]
         assert loaded[split].to_list() == want
     assert (folder / "README.md").read_text().startswith("---\nlicense: cc-by-4.0\n")
+
+
+def test_dashboard_form_sends_the_options(many, project_admin, client, export_dir):
+    client.force_login(project_admin)
+    page = client.get(f"/dashboard/projects/{many.pk}/exports/")
+    for name in ("pair_policy", "tie_policy", "margin", "kto_from", "test_fraction", "split_output"):
+        assert f'name="{name}"'.encode() in page.content
+    assert b'value="kto"' in page.content and b'value="hf_dataset"' in page.content
+    response = client.post(
+        f"/dashboard/projects/{many.pk}/exports/start",
+        {
+            "export_format": "pairs",
+            "file_format": "jsonl",
+            "pair_policy": "adjacent",
+            "margin": "on",
+            "test_fraction": "0.2",
+        },
+    )
+    assert response.status_code == 302 and "pair_policy=adjacent" in response["Location"]
+    job = ExportJob.objects.get()
+    assert job.filters == {"pair_policy": "adjacent", "margin": True, "test_fraction": 0.2}
+    refused = client.post(
+        f"/dashboard/projects/{many.pk}/exports/start", {"export_format": "kto", "tie_policy": "keep"}
+    )
+    assert refused.status_code == 400 and b"tie_policy does not apply to kto exports" in refused.content
+    streamed = client.get(
+        f"/dashboard/projects/{many.pk}/exports/download",
+        {"export_format": "pairs", "file_format": "hf_dataset"},
+    )
+    assert streamed.status_code == 400 and ExportJob.objects.count() == 1
+
+
+def test_command_writes_split_files_and_hf_dataset_with_cards(many, tmp_path):
+    call_command(
+        "export_dataset", "--project", str(many.pk), "--format", "kto", "--kto-from", "ratings",
+        "--desirable-rating", "6", "--test-fraction", "0.25", "--split-output", "files",
+        "-o", str(tmp_path / "kto.zip"),
+    )  # fmt: skip
+    archive = zipfile.ZipFile(tmp_path / "kto.zip")
+    expected = rows(many, "kto", {"kto_from": "ratings", "desirable_rating": 6, "test_fraction": 0.25})
+    train = [json.loads(line) for line in archive.read("train.jsonl").splitlines()]
+    assert train == [{k: v for k, v in r.items() if k != "split"} for r in expected if r["split"] == "train"]
+    assert (tmp_path / "kto.README.md").read_text().startswith("---\nlicense: cc-by-4.0\n")
+    call_command(
+        "export_dataset",
+        "--project",
+        str(many.pk),
+        "--format",
+        "prompt_only",
+        "-o",
+        str(tmp_path / "p.hf_dataset.tar"),
+    )
+    with tarfile.open(tmp_path / "p.hf_dataset.tar") as archive_tar:
+        assert archive_tar.getnames()[0] == "p"
+    with pytest.raises(CommandError, match="tie_policy does not apply to kto"):
+        call_command("export_dataset", "--project", str(many.pk), "--format", "kto", "--tie-policy", "keep")

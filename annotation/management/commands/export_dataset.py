@@ -3,6 +3,11 @@
     manage.py export_dataset --project 1 --format pairs --output pairs.jsonl.gz
     manage.py export_dataset --project "My project" --format rankings --file-format parquet -o r.parquet \
         --date-from 2024-05-01 --labeler alice --min-agreement 0.6 --exclude-flagged --anonymise
+    manage.py export_dataset --project 1 --format kto --kto-from ratings --desirable-rating 6 \
+        --test-fraction 0.1 --split-output files -o kto.zip        # train, test and README.md
+    manage.py export_dataset --project 1 --format pairs --margin --file-format hf_dataset -o pairs.hf_dataset.tar
+
+Split files and hf_dataset are written as a background job writes them, with the dataset card.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.exports.formats import FORMATS
+from annotation.exports.options import KTO_SOURCES, PAIR_POLICIES, SPLIT_OUTPUTS, TIE_POLICIES
 from annotation.exports.writers import FILE_FORMATS
 from annotation.models import Project
+from annotation.services.export_files import export_files_write
 from annotation.services.exports import export_request_validate, export_stream
 from config.errors import DomainError
 
@@ -44,6 +51,15 @@ class Command(BaseCommand):
             action="store_true",
             help="Labelers as pseudonyms, keyed by the server's secret and the project (no seed to give).",
         )
+        options = parser.add_argument_group("options (README: the export table)")
+        options.add_argument("--pair-policy", choices=PAIR_POLICIES)
+        options.add_argument("--tie-policy", choices=TIE_POLICIES)
+        options.add_argument("--margin", action="store_true", help="Pair formats: a margin column.")
+        options.add_argument("--kto-from", choices=KTO_SOURCES)
+        options.add_argument("--desirable-rating", type=int, help="kto_from=ratings: rating >= this.")
+        options.add_argument("--undesirable-rating", type=int, help="kto_from=ratings: rating <= this.")
+        options.add_argument("--test-fraction", type=float, help="Share of prompts held out as test.")
+        options.add_argument("--split-output", choices=SPLIT_OUTPUTS, help="files: a zip of train and test.")
 
     def handle(self, *args, **options) -> None:
         project = self._project(options["project"])
@@ -57,13 +73,28 @@ class Command(BaseCommand):
             "consensus_only": options["consensus_only"],
             "exclude_flagged": options["exclude_flagged"],
             "anonymise": options["anonymise"],
+            **{
+                name: options[name]
+                for name in (
+                    "pair_policy",
+                    "tie_policy",
+                    "margin",
+                    "kto_from",
+                    "desirable_rating",
+                    "undesirable_rating",
+                    "test_fraction",
+                    "split_output",
+                )
+            },
         }
+        several_files = file_format == "hf_dataset" or options["split_output"] == "files"
         try:
             request = export_request_validate(
                 project=project,
                 export_format=options["export_format"],
                 file_format=file_format,
                 filters=filters,
+                streamed=not several_files,
             )
         except DomainError as error:
             raise CommandError(error.message) from None
@@ -72,7 +103,16 @@ class Command(BaseCommand):
         def progress(records: int, _read: int) -> None:
             written[0] = records
 
-        if not output or output == "-":
+        if several_files:
+            if not output or output == "-":
+                raise CommandError("split files and hf_dataset need -o (an archive: .zip or .hf_dataset.tar)")
+            path = Path(output)
+            if not path.parent.is_dir():
+                raise CommandError(f"cannot write {path}: folder {path.parent} does not exist")
+            stem = path.with_name(path.name.removesuffix(".zip").removesuffix(".hf_dataset.tar"))
+            path = export_files_write(request=request, stem=stem, on_progress=progress)
+            self.stderr.write(f"wrote {path} with its dataset card")
+        elif not output or output == "-":
             sink = sys.stdout.buffer
             for chunk in export_stream(request=request, on_progress=progress):
                 sink.write(chunk)
@@ -106,6 +146,8 @@ class Command(BaseCommand):
             return "jsonl.gz"
         if name.endswith(".parquet"):
             return "parquet"
+        if name.endswith(".hf_dataset.tar"):
+            return "hf_dataset"
         return "jsonl"
 
     def _labeler_ids(self, values: list[str]) -> list[int] | None:
