@@ -9,9 +9,14 @@ own, streams:
 - the floor: `COPY (SELECT <the export's columns, joined>) TO STDOUT`, i.e. the same rows with the same
   texts in whatever order PostgreSQL finds cheapest; for reference also the same COPY in the export's
   order (prompt, id), which makes PostgreSQL sort the joined texts, and COPY of the bare comparison table;
-- the app's `pairs` export through export_stream (JSONL, and Parquet for reference), bytes discarded.
-Goal: rows/s within 3x of the joined COPY, and peak RSS under 300 MB. Prints a table, writes JSON
-with rows_per_s, copy_rows_per_s and peak_rss_mb (the JSONL export's).
+- the app's `pairs` export through export_stream (JSONL, and Parquet for reference), bytes discarded;
+- the export matrix's other paths, JSONL (MATRIX below): implicit-prompt conversational pairs, pairs
+  derived from the rankings under options (adjacent tiers, ties kept, margin, a test split), KTO from
+  rankings and from ratings, prompt-only rows.
+Goal: rows/s within 3x of the joined COPY, and peak RSS under 300 MB. For the matrix, whose rows are
+not the comparisons (KTO gives 4 rows per prompt, prompt-only 1), the same goal in time: each export
+of the project within 3x of the COPY's seconds, under 300 MB. Prints a table, writes JSON with
+rows_per_s, copy_rows_per_s and peak_rss_mb (the JSONL export's) and `matrix`.
 
 --small seeds a couple of hundred rows into a database of its own (the default name plus `_small`),
 runs each phase once and drops that database: a check that the benchmark still runs end to end,
@@ -130,12 +135,16 @@ def seed(rows: int) -> tuple[int, int]:
     from django.core.management import call_command
     from django.db import connection, transaction
 
-    from annotation.models import Candidate, Comparison, Project, Prompt, Ranking
+    from annotation.models import Candidate, Comparison, Project, Prompt, Ranking, RankingItem
 
     call_command("migrate", verbosity=0)
     prompts = max(1, rows // PAIRS_PER_PROMPT)
     project = Project.objects.filter(name=PROJECT_NAME).first()
-    if project and Comparison.objects.filter(prompt__project=project).count() == prompts * PAIRS_PER_PROMPT:
+    if (
+        project
+        and Comparison.objects.filter(prompt__project=project).count() == prompts * PAIRS_PER_PROMPT
+        and RankingItem.objects.filter(ranking__prompt__project=project).count() == prompts * 8
+    ):
         return project.pk, prompts * PAIRS_PER_PROMPT
     if project:
         project.delete()
@@ -212,6 +221,22 @@ def seed(rows: int) -> tuple[int, int]:
             source="FROM bench_pos GROUP BY prompt_id, labeler_id",
             params={},
         )
+        # Each ranked answer's item: its tie group and a rating that follows it (7, 6, 5, 4).
+        insert_select(
+            cursor,
+            RankingItem,
+            values={
+                "ranking_id": "r.id",
+                "candidate_id": "a.id",
+                "rank": "a.pos",
+                "rating": "7 - a.pos",
+                "flags": "'[]'::jsonb",
+            },
+            source="""FROM annotation_ranking r
+            JOIN bench_pos a ON a.prompt_id = r.prompt_id AND a.labeler_id = r.labeler_id
+            WHERE r.prompt_id IN (SELECT id FROM annotation_prompt WHERE project_id = %(project_id)s)""",
+            params=ids,
+        )
         insert_select(
             cursor,
             Comparison,
@@ -261,12 +286,32 @@ def phase_copy(project_id: int, variant: str) -> dict:
     return {"rows": lines, "seconds": seconds, "bytes": size, "peak_rss_mb": peak_rss_mb()}
 
 
-def phase_export(project_id: int, file_format: str) -> dict:
+# The matrix's phases: (result key, label, export format, filters and options).
+MATRIX = [
+    ("export_pairs_implicit_conversational", "implicit conversational", "pairs_implicit_conversational", {}),
+    (
+        "export_pairs_derived",
+        "pairs adjacent+ties+margin+split",
+        "pairs",
+        {"pair_policy": "adjacent", "tie_policy": "keep", "margin": True, "test_fraction": 0.1},
+    ),
+    ("export_kto_rankings", "KTO from rankings", "kto", {}),
+    ("export_kto_ratings", "KTO from ratings", "kto", {"kto_from": "ratings"}),
+    ("export_prompt_only", "prompt-only", "prompt_only", {}),
+]
+
+
+def phase_export(
+    project_id: int, file_format: str, export_format: str = "pairs", filters: str = "{}"
+) -> dict:
     from annotation.models import Project
     from annotation.services.exports import export_request_validate, export_stream
 
     request = export_request_validate(
-        project=Project.objects.get(pk=project_id), export_format="pairs", file_format=file_format, filters={}
+        project=Project.objects.get(pk=project_id),
+        export_format=export_format,
+        file_format=file_format,
+        filters=json.loads(filters),
     )
     rows = [0]
 
@@ -347,7 +392,7 @@ def main() -> None:
         elif kind == "copy":
             result = phase_copy(args.project_id, rest[0])
         else:
-            result = phase_export(args.project_id, rest[0])
+            result = phase_export(args.project_id, *rest)
         print(json.dumps(result))
         return
 
@@ -381,6 +426,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     }
     if not args.skip_parquet:
         results["export_parquet"] = run_phase(args.database_url, project_id, "export", "parquet")
+    for key, _label, export_format, filters in MATRIX:
+        results[key] = run_phase(
+            args.database_url, project_id, "export", "jsonl", export_format, json.dumps(filters)
+        )
     for result in results.values():
         result["rows_per_s"] = result["rows"] / result["seconds"] if result["seconds"] else 0.0
 
@@ -409,9 +458,23 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         and summary["slowdown_vs_copy"] <= 3.0
         and export["peak_rss_mb"] < 300
     )
+    summary["matrix"] = {
+        key: {
+            "rows": results[key]["rows"],
+            "seconds_vs_copy": results[key]["seconds"] / floor["seconds"] if floor["seconds"] else None,
+            "peak_rss_mb": results[key]["peak_rss_mb"],
+        }
+        for key, *_rest in MATRIX
+    }
+    summary["matrix_goal_met"] = all(
+        phase["seconds_vs_copy"] is not None
+        and phase["seconds_vs_copy"] <= 3.0
+        and phase["peak_rss_mb"] < 300
+        for phase in summary["matrix"].values()
+    )
 
     print(f"\nPairs export of {rows:,} comparisons (PostgreSQL, {args.database_url.rsplit('/', 1)[1]})")
-    print(f"{'phase':<34}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'MB out':>10}{'peak RSS MB':>13}")
+    print(f"{'phase':<44}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'MB out':>10}{'peak RSS MB':>13}")
     labels = {
         "django_baseline": "django.setup() only (baseline)",
         "copy_joined": "COPY of the same rows (floor)",
@@ -419,12 +482,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "copy_bare": "COPY of the bare comparison table",
         "export_jsonl": "app export, pairs JSONL",
         "export_parquet": "app export, pairs Parquet",
+        **{key: f"app export, {label}" for key, label, *_rest in MATRIX},
     }
     for key, result in results.items():
         if not result["rows"] and key != "django_baseline":
             continue
         print(
-            f"{labels[key]:<34}{result['rows']:>12,}{result['seconds']:>10.2f}{result['rows_per_s']:>12,.0f}"
+            f"{labels[key]:<44}{result['rows']:>12,}{result['seconds']:>10.2f}{result['rows_per_s']:>12,.0f}"
             f"{result['bytes'] / 1e6:>10.1f}{result['peak_rss_mb']:>13.1f}"
         )
     print(
@@ -432,6 +496,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         f"peak RSS {export['peak_rss_mb']:.0f} MB (goal < 300 MB), of which {summary['baseline_rss_mb']:.0f} MB "
         f"is django.setup() alone: {'met' if summary['goal_met'] else 'NOT met'}"
         + (" (small mode: a smoke run, speed not judged)" if args.small else "")
+    )
+    slowest = max(summary["matrix"].items(), key=lambda item: item[1]["seconds_vs_copy"] or 0.0)
+    print(
+        f"matrix: slowest {slowest[0]} at {slowest[1]['seconds_vs_copy']:.2f}x the COPY's time, highest peak RSS "
+        f"{max(p['peak_rss_mb'] for p in summary['matrix'].values()):.0f} MB (goal <= 3x, < 300 MB): "
+        f"{'met' if summary['matrix_goal_met'] else 'NOT met'}"
     )
     return summary
 
