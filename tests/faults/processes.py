@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import kombu.pools
 import pytest
 from django.db import connection
 
@@ -152,8 +153,10 @@ def celery_broker(url: str) -> Iterator[None]:
 
 
 def _pool_reset() -> None:
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
+    # kombu keeps its connection and producer pools in global registries keyed by the broker URL: a
+    # pool closed but left registered is handed out again once the URL is back ("Acquire on closed
+    # pool" for every later send in this process), so the registries are emptied too.
+    kombu.pools.reset()
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
 
