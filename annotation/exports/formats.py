@@ -20,7 +20,13 @@ from typing import Any
 
 from annotation.exports import derived, sources
 from annotation.exports.filters import ExportFilters
-from annotation.exports.pairs_jsonl import jsonl_hh_rlhf, jsonl_pairs, jsonl_pairs_conversational
+from annotation.exports.pairs_jsonl import (
+    jsonl_hh_rlhf,
+    jsonl_pairs,
+    jsonl_pairs_conversational,
+    jsonl_pairs_implicit,
+    jsonl_pairs_implicit_conversational,
+)
 from annotation.exports.sources import SourceBatch
 from annotation.exports.text import assistant_turn, hh_transcript, turns_as_text
 from annotation.exports.unpaired import (
@@ -236,12 +242,14 @@ FORMATS: dict[str, ExportFormat] = {
             "TRL preference pairs, implicit prompt, plain text: chosen / rejected each hold the prompt",
             "pairs",
             render_pairs_implicit,
+            jsonl_pairs_implicit,
         ),
         ExportFormat(
             "pairs_implicit_conversational",
             "TRL preference pairs, implicit prompt, conversational: prompt turns + the answer",
             "pairs",
             render_pairs_implicit_conversational,
+            jsonl_pairs_implicit_conversational,
         ),
         ExportFormat(
             "kto",

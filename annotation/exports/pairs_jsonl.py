@@ -1,7 +1,8 @@
 """Fast JSONL for the pair formats: each distinct text is JSON-encoded once per batch.
 
-The rows are the same as formats.render_pairs / render_pairs_conversational / render_hh_rlhf would
-give to json.dumps (a test compares them through Parquet, which takes the dict path).
+The rows are the same as formats.render_pairs / render_pairs_conversational / render_hh_rlhf /
+unpaired.render_pairs_implicit(_conversational) would give to json.dumps (tests compare them with the
+dict path). Only for comparison rows: pairs derived under options and split exports take the dict path.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 
 from annotation.exports.sources import SourceBatch
 from annotation.exports.text import assistant_turn, hh_transcript, json_encode, turns_as_text
+from annotation.exports.unpaired import implicit_text
 
 
 def _pair_lines(
@@ -63,5 +65,17 @@ def jsonl_hh_rlhf(batch: SourceBatch) -> tuple[str, int]:
     answers = _answers_json(
         batch, lambda b, pid, cid: hh_transcript(b.prompts[pid], answer=b.candidates[cid])
     )
+    text = _pair_lines(batch, prompt_json={}, answer_json=answers, keys=(None, "chosen", "rejected"))
+    return text, len(batch.rows)
+
+
+def jsonl_pairs_implicit(batch: SourceBatch) -> tuple[str, int]:
+    answers = _answers_json(batch, lambda b, pid, cid: implicit_text(b.prompts[pid], b.candidates[cid]))
+    text = _pair_lines(batch, prompt_json={}, answer_json=answers, keys=(None, "chosen", "rejected"))
+    return text, len(batch.rows)
+
+
+def jsonl_pairs_implicit_conversational(batch: SourceBatch) -> tuple[str, int]:
+    answers = _answers_json(batch, lambda b, pid, cid: b.prompts[pid] + assistant_turn(b.candidates[cid]))
     text = _pair_lines(batch, prompt_json={}, answer_json=answers, keys=(None, "chosen", "rejected"))
     return text, len(batch.rows)

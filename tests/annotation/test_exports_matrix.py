@@ -4,6 +4,7 @@ made by the real ranking service."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -165,3 +166,23 @@ def test_prompt_only_rows(project, labeler):
     ]
     conversational = rows(project, "prompt_only_conversational")
     assert conversational[1]["prompt"] == multi.turns
+
+
+@pytest.mark.parametrize("export_format", ["pairs_implicit", "pairs_implicit_conversational"])
+def test_fast_jsonl_equals_the_records_parquet_holds(project, labeler, other_labeler, export_format):
+    """The implicit formats' JSONL is assembled from fragments; Parquet takes the dict renderer."""
+    import pyarrow.parquet as pq
+
+    ranked_prompt(project, 0, [labeler, other_labeler], [TIERED, SWAP])
+    ranked_prompt(
+        project,
+        1,
+        [labeler],
+        [AGREE],
+        turns=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": 'Why "quotes"?'}],
+    )
+    request = export_request_validate(
+        project=project, export_format=export_format, file_format="parquet", filters={}
+    )
+    table = pq.read_table(io.BytesIO(b"".join(export_stream(request=request))))
+    assert rows(project, export_format) == table.to_pylist()
