@@ -44,7 +44,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy config annotation rewards bench client/rlhf_client
+	$(BIN)/mypy config annotation rewards bench bin client/rlhf_client
 
 migrations-check: install
 	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
