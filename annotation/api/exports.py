@@ -74,6 +74,21 @@ def streaming_download(*, request_obj) -> StreamingHttpResponse:
     return response
 
 
+def _export_request_from_query(*, request, project, serializer_class, streamed: bool = True):
+    """The export a GET's query asks for, checked as every export route checks it (400 if not)."""
+    query = serializer_class(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    data = dict(query.validated_data)
+    filters = {key: data.pop(key) for key in list(data) if key in FILTER_KEYS}
+    return export_request_validate(
+        project=project,
+        export_format=data["export_format"],
+        file_format=data["file_format"],
+        filters=filters,
+        streamed=streamed,
+    )
+
+
 class ExportStreamApi(APIView):
     """Stream a dataset export straight to the client (constant memory on the server)."""
 
@@ -86,16 +101,9 @@ class ExportStreamApi(APIView):
         responses=_FILE_RESPONSES,
     )
     def get(self, request, project_id: int):
-        query = ExportStreamQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        data = dict(query.validated_data)
-        filters = {key: data.pop(key) for key in list(data) if key in FILTER_KEYS}
-        export_request = export_request_validate(
-            project=self.project,  # set by IsProjectAdmin
-            export_format=data["export_format"],
-            file_format=data["file_format"],
-            filters=filters,
-        )
+        export_request = _export_request_from_query(
+            request=request, project=self.project, serializer_class=ExportStreamQuerySerializer
+        )  # self.project: set by IsProjectAdmin
         return streaming_download(request_obj=export_request)
 
 
@@ -111,15 +119,10 @@ class ExportCountApi(APIView):
         responses={200: ExportCountOutputSerializer},
     )
     def get(self, request, project_id: int):
-        query = ExportCountQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        data = dict(query.validated_data)
-        filters = {key: data.pop(key) for key in list(data) if key in FILTER_KEYS}
-        export_request = export_request_validate(
+        export_request = _export_request_from_query(
+            request=request,
             project=self.project,  # set by IsProjectAdmin
-            export_format=data["export_format"],
-            file_format=data["file_format"],
-            filters=filters,
+            serializer_class=ExportCountQuerySerializer,
             streamed=False,  # a count is the same whatever files the export would be written to
         )
         rows = export_rows_count(
