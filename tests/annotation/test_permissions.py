@@ -107,6 +107,7 @@ ENDPOINT_CLASS_BY_NAME: dict[str, str] = {
     # Object-scoped views that check the object's project through permissions.project_for_role.
     "export-job-detail": "project_admin",
     "export-job-download": "project_admin",
+    "export-job-card": "project_admin",
     "prompt-import-detail": "project_admin",
     "ranking-gold-set": "project_admin",
     # Lists only what the caller reviews (projects_for_role): anyone signed in, an outsider gets none.
@@ -198,6 +199,7 @@ def world(db, django_user_model, settings, tmp_path):
     export_file = settings.EXPORT_DIR / "project-matrix" / "export.jsonl"
     export_file.parent.mkdir(parents=True, exist_ok=True)
     export_file.write_text("{}\n")
+    (export_file.parent / "export.README.md").write_text("---\nlicense: other\n---\n")  # its dataset card
     job = ExportJob.objects.create(
         project=project,
         export_format="pairs",

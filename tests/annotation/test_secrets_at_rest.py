@@ -69,7 +69,10 @@ def test_migration_encrypts_existing_keys_and_reverses():
         executor = MigrationExecutor(connection)
         executor.migrate([("annotation", "0007_project_generation_api_key_encrypted")])
         raw = _raw_key(project_id)
-        assert KEY not in raw and Project.objects.get(pk=project_id).generation_api_key == KEY
+        assert (
+            KEY not in raw
+            and Project.objects.only("generation_api_key").get(pk=project_id).generation_api_key == KEY
+        )
         executor = MigrationExecutor(connection)
         executor.migrate(before)
         assert _raw_key(project_id) == KEY
