@@ -19,6 +19,7 @@ from annotation.services import candidates as candidate_services
 from annotation.services.assignments import assignments_expire as assignments_expire_service
 from annotation.services.exports import export_job_run
 from annotation.services.exports import export_jobs_resend as export_jobs_resend_service
+from annotation.services.live import live_generation_fail, live_generation_run
 from annotation.services.prompt_imports import prompt_import_job_run
 from annotation.services.submissions import (
     prompt_done_counts_reconcile as prompt_done_counts_reconcile_service,
@@ -117,6 +118,23 @@ def candidates_generate(self: Any, prompt_id: int) -> dict[str, Any]:
     candidate_services.prompt_generation_error_record(prompt_id=prompt_id, message=final)
     logger.warning("prompt %s: candidate generation failed: %s", prompt_id, final)
     return {"prompt_id": prompt_id, "error": final}
+
+
+# A converse turn's K replies: a labeler is watching, so no retries by the broker (the page offers
+# one); the limit covers K x max_tokens at a slow CPU's pace.
+LIVE_TIME_LIMIT = 5 * 60
+
+
+@shared_task(name="annotation.live_generate", **time_limits(LIVE_TIME_LIMIT))
+def live_generate(live_id: int, attempt: int) -> str:
+    """Stream one converse turn's replies into its LiveGeneration row (see annotation/services/live.py)."""
+    try:
+        return live_generation_run(live_id=live_id, attempt=attempt)
+    except SoftTimeLimitExceeded:
+        live_generation_fail(
+            live_id=live_id, attempt=attempt, message="The replies took too long to write; retry."
+        )
+        return "timed out"
 
 
 @shared_task(name="annotation.generation.candidates_top_up", **time_limits(90))

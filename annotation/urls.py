@@ -3,7 +3,7 @@ reviewer pages and API (exports, quality, dashboards)."""
 
 from django.urls import path
 
-from annotation.api import exports, history, imports, quality
+from annotation.api import converse, exports, history, imports, quality
 from annotation.api import labeler as labeler_api
 from annotation.views import dashboard as views_dashboard
 from annotation.views.labeler import labeler_history_page, labeler_home, labeler_task
@@ -42,6 +42,27 @@ labeler = [
         "api/labeler/assignments/<int:assignment_id>/ranking/",
         labeler_api.RankingSubmitApi.as_view(),
         name="api-labeler-ranking-submit",
+    ),
+    path("api/labeler/converse/open/", converse.ConverseOpenApi.as_view(), name="api-labeler-converse-open"),
+    path(
+        "api/labeler/assignments/<int:assignment_id>/live/",
+        converse.LiveStateApi.as_view(),
+        name="api-labeler-live",
+    ),
+    path(
+        "api/labeler/assignments/<int:assignment_id>/live/stream",
+        converse.LiveStreamApi.as_view(),
+        name="api-labeler-live-stream",
+    ),
+    path(
+        "api/labeler/assignments/<int:assignment_id>/live/retry/",
+        converse.LiveRetryApi.as_view(),
+        name="api-labeler-live-retry",
+    ),
+    path(
+        "api/labeler/assignments/<int:assignment_id>/turn/",
+        converse.TurnSubmitApi.as_view(),
+        name="api-labeler-turn-submit",
     ),
 ]
 

@@ -45,10 +45,13 @@ app.conf.update(
     accept_content=["json"],
     task_ignore_result=True,
     task_default_queue="default",
-    task_queues=(Queue("default"), Queue("generation"), Queue("training")),
+    # `live`: converse turns a labeler is watching stream in, kept apart from bulk generation so
+    # that they never wait behind a top-up batch or a training run.
+    task_queues=(Queue("default"), Queue("generation"), Queue("training"), Queue("live")),
     # Routes by task name so a caller never has to remember the queue.
     task_routes={
         "annotation.generation.candidates_generate": {"queue": "generation"},
+        "annotation.live_generate": {"queue": "live"},
         "rewards.reward_model_train": {"queue": "training"},
         "rewards.candidates_score": {"queue": "training"},
     },

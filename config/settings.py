@@ -307,7 +307,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Several models have a `status`: the reward model's gets its own name instead of a numbered
     # one (drf_spectacular.W001, which `check --deploy` would print).
-    "ENUM_NAME_OVERRIDES": {"RewardModelStatusEnum": "rewards.models.RewardModelStatus"},
+    "ENUM_NAME_OVERRIDES": {
+        "RewardModelStatusEnum": "rewards.models.RewardModelStatus",
+        "LiveStatusEnum": ["queued", "running", "done", "failed", "stalled"],
+    },
 }
 
 # --- Celery -------------------------------------------------------------------------------------

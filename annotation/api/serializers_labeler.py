@@ -14,7 +14,10 @@ from annotation.services.assignments import MAX_SKIP_REASON_CHARS
 class LeaseInputSerializer(serializers.Serializer):
     project = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=2**63 - 1)
     kind = serializers.ChoiceField(
-        choices=[*TaskKind.values, "any"], required=False, default="any", help_text="demonstrate, rank or any"
+        choices=[*TaskKind.values, "any"],
+        required=False,
+        default="any",
+        help_text="demonstrate, rank, converse, or any (the next rank or demonstrate task)",
     )
 
 
@@ -23,6 +26,9 @@ class ProjectWorkSerializer(serializers.Serializer):
     name = serializers.CharField(source="project.name")
     demonstrate = serializers.IntegerField(help_text="Demonstrate tasks this labeler could take now.")
     rank = serializers.IntegerField(help_text="Rank tasks this labeler could take now.")
+    converse = serializers.IntegerField(
+        help_text="Prompts this labeler could start a conversation with the model from (0 where the project has none)."
+    )
     rank_generating = serializers.IntegerField(
         help_text="More rank tasks for this labeler whose answers the model is writing now."
     )
@@ -52,6 +58,12 @@ class TaskProjectSerializer(serializers.Serializer):
     k = serializers.IntegerField()
     min_demonstration_chars = serializers.IntegerField()
     ratings_required = serializers.BooleanField(help_text="Every answer must be rated 1-7 to submit.")
+    layout = serializers.ChoiceField(
+        choices=["list", "side_by_side"],
+        help_text="How the answers are shown: a list to order, or two side by side.",
+    )
+    converse_max_turns = serializers.IntegerField(help_text="Assistant turns a conversation may reach.")
+    converse_own_opening = serializers.BooleanField(help_text="Labelers may open a conversation themselves.")
 
 
 class TaskPromptSerializer(serializers.Serializer):
@@ -70,6 +82,27 @@ class FlagSerializer(serializers.Serializer):
     label = serializers.CharField()
 
 
+class LiveSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=["queued", "running", "done", "failed", "stalled"],
+        help_text="stalled: nothing arrived for a while (its worker is gone); retry.",
+    )
+    texts = serializers.ListField(
+        child=serializers.CharField(allow_blank=True), help_text="Per reply, so far."
+    )
+    finished = serializers.ListField(child=serializers.BooleanField())
+    error = serializers.CharField(allow_blank=True)
+    attempt = serializers.IntegerField()
+
+
+class TaskConversationSerializer(serializers.Serializer):
+    turn = serializers.IntegerField(help_text="This turn's number, from 1.")
+    max_turns = serializers.IntegerField()
+    can_continue = serializers.BooleanField(help_text="Another turn may follow this one.")
+    previous_assignment = serializers.IntegerField(allow_null=True)
+    live = LiveSerializer(allow_null=True)
+
+
 class TaskOutputSerializer(serializers.Serializer):
     """One task as the labeler sees it: no model names, no provenance, nobody else's work."""
 
@@ -85,6 +118,9 @@ class TaskOutputSerializer(serializers.Serializer):
     flags = FlagSerializer(many=True)
     draft = serializers.DictField()
     draft_saved_at = serializers.DateTimeField(allow_null=True)
+    conversation = TaskConversationSerializer(
+        allow_null=True, help_text="A converse task's turn: where it stands and its replies as they stream."
+    )
 
 
 @extend_schema_field(OpenApiTypes.OBJECT)  # the service refuses anything but an object
@@ -155,6 +191,9 @@ class RankingSubmitInputSerializer(SubmitBaseInputSerializer):
     order = serializers.JSONField(help_text="Tie groups of candidate ids, best first: [[3], [1, 4], [2]].")
     items = RankingItemInputSerializer(many=True, required=False, default=list)
     comment = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    none_acceptable = serializers.BooleanField(
+        required=False, default=False, help_text="None of the answers is acceptable (the order still counts)."
+    )
 
 
 class RankingOutputSerializer(serializers.Serializer):
@@ -162,6 +201,7 @@ class RankingOutputSerializer(serializers.Serializer):
     assignment = serializers.IntegerField(source="assignment_id")
     prompt = serializers.IntegerField(source="prompt_id")
     order = serializers.JSONField()
+    none_acceptable = serializers.BooleanField()
     comparisons = serializers.SerializerMethodField(help_text="How many (better, worse) pairs were stored.")
     seconds_spent = serializers.FloatField()
     created_at = serializers.DateTimeField()

@@ -1,6 +1,7 @@
 from annotation.models.assignments import Assignment
 from annotation.models.exports import ExportJob
 from annotation.models.imports import PromptImportJob
+from annotation.models.live import LiveGeneration
 from annotation.models.projects import Membership, Project
 from annotation.models.prompts import Candidate, Demonstration, Prompt
 from annotation.models.rankings import Comparison, Ranking, RankingItem
@@ -12,6 +13,7 @@ __all__ = [
     "Comparison",
     "Demonstration",
     "ExportJob",
+    "LiveGeneration",
     "Membership",
     "Project",
     "Prompt",

@@ -10,6 +10,7 @@ from annotation.models.prompts import Prompt
 class TaskKind(models.TextChoices):
     DEMONSTRATE = "demonstrate", "Write a demonstration"
     RANK = "rank", "Rank candidates"
+    CONVERSE = "converse", "Talk to the model, ranking its replies turn by turn"
 
 
 class AssignmentStatus(models.TextChoices):
@@ -41,6 +42,11 @@ class Assignment(models.Model):
     # Work in progress, saved by the page as the labeler types or drags.
     draft = models.JSONField(default=dict, blank=True)
     draft_saved_at = models.DateTimeField(null=True, blank=True)
+    # A converse task's previous turn: each turn of a conversation is its own assignment on the
+    # prompt that holds the conversation so far, leased to the same labeler when they continue.
+    previous = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="continuation"
+    )
 
     class Meta:
         ordering = ["-leased_at"]

@@ -12,6 +12,12 @@ class GenerationBackend(models.TextChoices):
     OPENAI = "openai", "OpenAI-compatible HTTP server"
 
 
+class RankingLayout(models.TextChoices):
+    AUTO = "auto", "Side by side when K = 2, else a list"
+    LIST = "list", "A list to order"
+    SIDE_BY_SIDE = "side_by_side", "Two answers side by side (K = 2)"
+
+
 class Project(models.Model):
     """A labeling project: its guidelines, how much work each prompt needs, and how candidates are made."""
 
@@ -41,6 +47,27 @@ class Project(models.Model):
         default=30 * 60,
         validators=[MinValueValidator(60)],
         help_text="How long a labeler holds a task before it returns to the queue.",
+    )
+
+    # Conversations with the model (the converse task).
+    converse_per_prompt = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(20)],
+        help_text="How many labelers talk to the model from each prompt (0: no converse tasks).",
+    )
+    converse_max_turns = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(20)],
+        help_text="Assistant turns a conversation may reach (1-20).",
+    )
+    converse_own_opening = models.BooleanField(
+        default=False, help_text="Labelers may write the opening user turn instead of taking a prompt."
+    )
+    ranking_layout = models.CharField(
+        max_length=20,
+        choices=RankingLayout.choices,
+        default=RankingLayout.AUTO,
+        help_text="Side by side needs K = 2; auto shows two answers side by side and more as a list.",
     )
 
     # Generation.
@@ -104,6 +131,14 @@ class Project(models.Model):
             ),
             models.CheckConstraint(
                 condition=models.Q(top_p__gte=0, top_p__lte=1), name="project_top_p_range"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(ranking_layout="side_by_side") | models.Q(k=2),
+                name="project_side_by_side_needs_k_2",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(converse_max_turns__gte=1, converse_max_turns__lte=20),
+                name="project_converse_turns_range",
             ),
         ]
 

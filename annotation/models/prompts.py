@@ -17,6 +17,30 @@ class Prompt(models.Model):
     priority = models.IntegerField(default=0, help_text="Higher is served first.")
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # Conversations are trees: continuing one makes a child whose turns extend its parent's by the
+    # assistant reply it continued with (`parent_candidate`) and the next user turn.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    parent_candidate = models.ForeignKey(
+        "annotation.Candidate",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="continuations",
+    )
+    # How many live converse turns lie above this prompt (0 for a prompt of the pool); a
+    # conversation stops at the project's converse_max_turns.
+    converse_depth = models.PositiveSmallIntegerField(default=0, editable=False)
+    # A labeler who wrote the opening turn themselves (a converse task, where the project allows it).
+    opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="opened_prompts",
+    )
+
     # Generation bookkeeping: the workers write these, the admin reads them.
     generation_queued_at = models.DateTimeField(null=True, blank=True)
     generation_error = models.TextField(blank=True)
@@ -108,6 +132,7 @@ class CandidateSource(models.TextChoices):
     MODEL = "model", "Model sample"
     DEMONSTRATION = "demonstration", "Labeler demonstration"
     IMPORT = "import", "Imported"
+    EDIT = "edit", "A labeler's edit of a model reply"
 
 
 class Candidate(models.Model):
@@ -130,6 +155,13 @@ class Candidate(models.Model):
     finish_reason = models.CharField(max_length=20, blank=True)
     demonstration = models.OneToOneField(
         Demonstration, null=True, blank=True, on_delete=models.SET_NULL, related_name="candidate"
+    )
+    # An edit: a labeler rewrote `edited_from` (in a converse turn); it ranks above its original.
+    edited_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="edits"
+    )
+    edited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="edits"
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -43,6 +43,8 @@ class Ranking(models.Model):
     order = models.JSONField(help_text="Tie groups of candidate ids, best first.")
     comment = models.TextField(blank=True)
     seconds_spent = models.FloatField(default=0)
+    # The labeler found no answer acceptable; the order still says which is least bad.
+    none_acceptable = models.BooleanField(default=False)
     is_gold = models.BooleanField(default=False, help_text="A known-good ranking labelers are compared with.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

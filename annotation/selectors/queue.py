@@ -18,14 +18,19 @@ from django.utils import timezone
 
 from annotation.models import Assignment, Candidate, Demonstration, Project, Prompt, Ranking
 from annotation.models.assignments import AssignmentStatus, TaskKind
+from annotation.models.projects import RankingLayout
 from annotation.models.prompts import FINISH_REASON_LENGTH
 from annotation.models.rankings import FLAG_CHOICES, RankingSource
 from annotation.permissions import projects_for_labeler
 from annotation.selectors.candidates import QUEUED_STALE_AFTER, generation_seconds_per_prompt
+from annotation.selectors.converse import converse_task_data
 from annotation.selectors.projects import guidelines_html
 from annotation.sql.requests import candidate_texts
 
+# What "next task, any kind" serves, in this order. A converse task is long and interactive, so it is
+# only ever leased when asked for by name.
 KINDS: tuple[str, ...] = (TaskKind.RANK, TaskKind.DEMONSTRATE)
+LEASE_KINDS: tuple[str, ...] = (*KINDS, TaskKind.CONVERSE)
 
 
 def count_per_prompt(queryset: QuerySet) -> Coalesce:
@@ -40,6 +45,8 @@ def live_leases(*, now: datetime) -> Q:
 
 
 def slot_capacity(*, project: Project, kind: str) -> int:
+    if kind == TaskKind.CONVERSE:
+        return project.converse_per_prompt
     return project.rankings_per_prompt if kind == TaskKind.RANK else project.demonstrations_per_prompt
 
 
@@ -82,6 +89,16 @@ def prompts_needing_work(
                 ~Exists(Candidate.objects.filter(prompt=OuterRef("pk"), demonstration__labeler=labeler)),
             )
         )
+    elif kind == TaskKind.CONVERSE:
+        # A turn is a ranking of this prompt, so the labeler must not have ranked it; and the
+        # conversation must have a turn left.
+        done = count_per_prompt(
+            Assignment.objects.filter(prompt=OuterRef("pk"), kind=kind, status=AssignmentStatus.SUBMITTED)
+        )
+        prompts = prompts.filter(
+            ~Exists(Ranking.objects.filter(prompt=OuterRef("pk"), labeler=labeler)),
+            converse_depth__lt=project.converse_max_turns,
+        )
     else:
         done = count_per_prompt(Demonstration.objects.filter(prompt=OuterRef("pk")))
         prompts = prompts.filter(
@@ -111,7 +128,7 @@ def work_available(*, labeler: User, now: datetime | None = None) -> list[dict[s
                 if slot_capacity(project=project, kind=kind) > 0
                 else 0
             )
-            for kind in KINDS
+            for kind in LEASE_KINDS
         }
         counts["rank_generating"] = (
             prompts_needing_work(
@@ -161,7 +178,7 @@ def assignment_task_data(*, assignment: Assignment) -> dict[str, Any]:
     """
     project, prompt = assignment.project, assignment.prompt
     candidates: list[dict[str, Any]] = []
-    if assignment.kind == TaskKind.RANK:
+    if assignment.kind in (TaskKind.RANK, TaskKind.CONVERSE):
         texts = candidate_texts(candidate_ids=assignment.shown_order)
         candidates = [
             {"id": pk, "text": texts[pk][0], "cut_off": texts[pk][1] == FINISH_REASON_LENGTH}
@@ -182,10 +199,25 @@ def assignment_task_data(*, assignment: Assignment) -> dict[str, Any]:
             "k": project.k,
             "min_demonstration_chars": project.min_demonstration_chars,
             "ratings_required": project.ratings_required,
+            "layout": ranking_layout(project=project),
+            "converse_max_turns": project.converse_max_turns,
+            "converse_own_opening": project.converse_own_opening,
         },
         "prompt": {"id": prompt.pk, "turns": prompt.turns},
         "candidates": candidates,
         "flags": [{"key": key, "label": label} for key, label in FLAG_CHOICES],
         "draft": assignment.draft or {},
         "draft_saved_at": assignment.draft_saved_at,
+        "conversation": converse_task_data(assignment=assignment)
+        if assignment.kind == TaskKind.CONVERSE
+        else None,
     }
+
+
+def ranking_layout(*, project: Project) -> str:
+    """How a rank task's answers are laid out: two side by side (only ever for K = 2), or a list."""
+    if project.ranking_layout == RankingLayout.SIDE_BY_SIDE or (
+        project.ranking_layout == RankingLayout.AUTO and project.k == 2
+    ):
+        return "side_by_side"
+    return "list"

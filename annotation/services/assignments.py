@@ -25,7 +25,8 @@ from django.utils import timezone
 from annotation.models import Assignment, Project, Prompt
 from annotation.models.assignments import AssignmentStatus, TaskKind
 from annotation.permissions import MAX_ID, labeler_task_access_check, project_role
-from annotation.selectors.queue import KINDS, prompts_needing_work, slot_capacity
+from annotation.selectors.queue import KINDS, LEASE_KINDS, prompts_needing_work, slot_capacity
+from annotation.services.live import live_generation_start
 from annotation.sql.queue import (
     PromptForLease,
     labeler_leases_locked,
@@ -146,7 +147,7 @@ def _assignment_create(
     prompt = Prompt.from_db(
         connection.alias, ["id", "project_id", "turns"], [prompt_id, project.pk, details.turns]
     )
-    return Assignment.objects.create(
+    assignment = Assignment.objects.create(
         project=project,
         prompt=prompt,
         labeler=labeler,
@@ -158,6 +159,9 @@ def _assignment_create(
         draft=draft,
         draft_saved_at=draft_saved_at,
     )
+    if kind == TaskKind.CONVERSE:  # its K replies start streaming as soon as the lease commits
+        live_generation_start(assignment=assignment, now=now)
+    return assignment
 
 
 @transaction.atomic
@@ -174,9 +178,10 @@ def assignment_lease(
     search to one project the labeler belongs to (NotFound otherwise). A labeler who already
     holds a live lease matching the request gets that same lease back.
     """
-    if kind is not None and kind not in KINDS:
+    if kind is not None and kind not in LEASE_KINDS:
         raise ValidationFailed(
-            f"kind must be one of {', '.join(KINDS)} or empty for either", code="invalid_kind"
+            f"kind must be one of {', '.join(LEASE_KINDS)} or empty for the next rank or demonstrate task",
+            code="invalid_kind",
         )
     now = now or timezone.now()
     if project_id is not None and not 0 < project_id <= MAX_ID:

@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from annotation.models import Prompt, Ranking
+from annotation.models import Project, Prompt, Ranking
 from annotation.models.assignments import Assignment, TaskKind
 from annotation.models.rankings import FLAG_KEYS, RankingSource
 from annotation.ranking_math import comparisons_from_order, order_validate
@@ -55,6 +55,22 @@ def items_validate(*, items: dict[int, ItemInput], candidate_ids: Sequence[int])
                 code="invalid_flag",
                 details={"candidate": candidate_id, "flags": bad_flags},
             )
+
+
+def ratings_required_check(
+    *, project: Project, items: dict[int, ItemInput], candidate_ids: Sequence[int]
+) -> None:
+    """Where the project asks for a 1-7 rating of every answer, every shown candidate has one."""
+    if not project.ratings_required:
+        return
+    rated = {candidate_id for candidate_id, item in items.items() if item.rating is not None}
+    unrated = [candidate_id for candidate_id in candidate_ids if candidate_id not in rated]
+    if unrated:
+        raise ValidationFailed(
+            "this project asks for a 1-7 rating of every answer",
+            code="rating_required",
+            details={"unrated": unrated},
+        )
 
 
 # No savepoint of its own inside a caller's transaction (a submission, an import): any error
@@ -142,15 +158,9 @@ def ranking_submit(
     """
 
     def store(assignment: Assignment, seconds: float) -> Ranking:
-        if assignment.project.ratings_required:
-            rated = {candidate_id for candidate_id, item in (items or {}).items() if item.rating is not None}
-            unrated = [candidate_id for candidate_id in assignment.shown_order if candidate_id not in rated]
-            if unrated:
-                raise ValidationFailed(
-                    "this project asks for a 1-7 rating of every answer",
-                    code="rating_required",
-                    details={"unrated": unrated},
-                )
+        ratings_required_check(
+            project=assignment.project, items=items or {}, candidate_ids=assignment.shown_order
+        )
         ranking = ranking_record(
             prompt=assignment.prompt,
             candidate_ids=assignment.shown_order,

@@ -119,7 +119,7 @@ def _submission_claim(
             "this idempotency_key was already used for another task", code="idempotency_key_reused"
         )
     if conflicts.already_done:  # a conflict with stored work: 409, not a bad body
-        if kind == TaskKind.RANK:
+        if kind in (TaskKind.RANK, TaskKind.CONVERSE):
             raise Conflict("this labeler has already ranked this prompt", code="already_ranked")
         raise Conflict(
             "you have already written a demonstration for this prompt", code="already_demonstrated"

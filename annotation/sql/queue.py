@@ -109,6 +109,10 @@ def prompt_next_locked(
     writing. None when no unlocked prompt is free by the counts (the specification may still find
     one whose counts are out of step).
     """
+    if kind not in _DONE_COLUMN:
+        # Converse tasks keep no done count: they are few and long, so the specification's own
+        # query (the lease's last resort) serves them.
+        return None
     for path in ("partly_done", "untouched") if capacity > 1 else ("untouched",):
         prompt_id = _prompt_on_path_locked(
             path=path,
@@ -157,11 +161,15 @@ def _prompt_on_path_locked(
 
 def _slots_taken_sql(kind: str) -> str:
     """Submitted work plus live leases of this kind on %(prompt)s, leaving out lease %(exclude)s."""
-    done = (
-        f"SELECT COUNT(*) FROM {_R} r WHERE r.prompt_id = %(prompt)s AND r.source = '{RankingSource.LABELER}'"
-        if kind == TaskKind.RANK
-        else f"SELECT COUNT(*) FROM {_D} d WHERE d.prompt_id = %(prompt)s"
-    )
+    if kind == TaskKind.RANK:
+        done = f"SELECT COUNT(*) FROM {_R} r WHERE r.prompt_id = %(prompt)s AND r.source = '{RankingSource.LABELER}'"
+    elif kind == TaskKind.CONVERSE:  # a turn taken counts once submitted, like other work
+        done = (
+            f"SELECT COUNT(*) FROM {_A} s WHERE s.prompt_id = %(prompt)s AND s.kind = %(kind)s"
+            f" AND s.status = '{AssignmentStatus.SUBMITTED}'"
+        )
+    else:
+        done = f"SELECT COUNT(*) FROM {_D} d WHERE d.prompt_id = %(prompt)s"
     return (
         f"({done}) + (SELECT COUNT(*) FROM {_A} a WHERE a.prompt_id = %(prompt)s AND a.kind = %(kind)s"
         f" AND a.status = '{AssignmentStatus.LEASED}' AND a.expires_at > %(now)s AND a.id <> %(exclude)s)"

@@ -92,7 +92,8 @@ class SubmissionConflicts:
 
 def submission_conflicts(*, assignment: Assignment, labeler_id: int, key: str) -> SubmissionConflicts:
     """The checks a submission makes before it writes anything, in one round trip."""
-    work = _R if assignment.kind == TaskKind.RANK else _D
+    # A converse turn stores a ranking of the prompt, so a ranking there is the work already done.
+    work = _R if assignment.kind in (TaskKind.RANK, TaskKind.CONVERSE) else _D
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT EXISTS (SELECT 1 FROM {Membership._meta.db_table} m"
