@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
@@ -237,22 +237,31 @@ def consensus_ranked_pairs(*, candidate_ids: Iterable[int], pairs: Iterable[tupl
     deterministic); a margin that would create a cycle is skipped. The order layers the locked graph:
     each tie group is the candidates nothing remaining is locked above.
     """
+    return consensus_weighted_pairs(candidate_ids=candidate_ids, weights=Counter(pairs))
+
+
+def consensus_weighted_pairs(
+    *, candidate_ids: Iterable[int], weights: Mapping[tuple[int, int], float]
+) -> Consensus:
+    """Ranked pairs over weighted votes: `weights[(a, b)]` is the total weight of the votes for a over b
+    (a count, or a reliability weight such as annotation.reliability's log-odds). Same rules as
+    consensus_ranked_pairs, which is this with every vote weighing 1."""
     nodes = sorted(set(candidate_ids))
-    wins = Counter(pairs)
-    for better, worse in wins:
+    for better, worse in weights:
         if better not in nodes:
             nodes.append(better)
         if worse not in nodes:
             nodes.append(worse)
     nodes = sorted(set(nodes))
-    majorities: list[tuple[int, int, int, int]] = []
+    majorities: list[tuple[float, float, int, int]] = []
     for index, a in enumerate(nodes):
         for b in nodes[index + 1 :]:
-            margin = wins[(a, b)] - wins[(b, a)]
+            ab, ba = weights.get((a, b), 0), weights.get((b, a), 0)
+            margin = ab - ba
             if margin > 0:
-                majorities.append((margin, wins[(a, b)], a, b))
+                majorities.append((margin, ab, a, b))
             elif margin < 0:
-                majorities.append((-margin, wins[(b, a)], b, a))
+                majorities.append((-margin, ba, b, a))
     majorities.sort(key=lambda m: (-m[0], -m[1], m[2], m[3]))
 
     locked: dict[int, set[int]] = {node: set() for node in nodes}

@@ -297,3 +297,45 @@ def test_reward_model_small(tmp_path):
             f"reward_model JSON {side}",
         )
         assert result[side]["pairs_trained"] > 0 and result[side]["k4_comparisons"] > 0
+
+
+def _hh_pairs(path: Path, count: int) -> Path:
+    """A few short HH-RLHF transcripts (chosen and rejected share all but the last answer)."""
+    lines = []
+    for index in range(count):
+        prompt = f"\n\nHuman: How do I keep plant {index} alive?\n\nAssistant:"
+        chosen = f" Water plant {index} every week, give it bright light, and repot it when roots show."
+        rejected = f" Plant {index} will be fine without any care at all, so there is nothing to do."
+        lines.append(json.dumps({"chosen": prompt + chosen, "rejected": prompt + rejected}))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_quality_small(tmp_path):
+    """Simulated labelers on an HH-format file: weighted and unweighted consensus, signals, qualification."""
+    data = _hh_pairs(tmp_path / "hh.jsonl", 48)
+    result, output = run_benchmark("quality.py", "--data", str(data), json_out=tmp_path / "out.json")
+
+    assert_printed(output, r"^bad share\s+unweighted\s+weighted", r"^40%\s+[\d.]+\s+[\d.]+", r"^goal_met: ")
+    assert_keys(
+        result,
+        {
+            "small",
+            "goal_met",
+            *(
+                f"{key}_{share}"
+                for key in (
+                    "weighted_accuracy",
+                    "unweighted_accuracy",
+                    "bad_caught_share",
+                    "careful_flagged_share",
+                )
+                for share in (20, 40, 60)
+            ),
+            "bad_caught_share",
+            "careful_flagged_share",
+        },
+        "quality JSON",
+    )
+    assert result["small"] is True and result["prompts"] == 48
+    assert 0 <= result["unweighted_accuracy_40"] <= 1 and 0 <= result["weighted_accuracy_40"] <= 1
