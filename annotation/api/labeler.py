@@ -225,5 +225,6 @@ class RankingSubmitApi(APIView):
             items=items,
             comment=data["comment"],
             seconds_spent=data["seconds_spent"],
+            none_acceptable=data["none_acceptable"],
         )
         return Response(output_data(RankingOutputSerializer, ranking), status=_submitted(created))

@@ -244,10 +244,8 @@ def converse_turn_submit(
             comment=comment,
             seconds_spent=seconds,
             assignment=assignment,
+            none_acceptable=none_acceptable,
         )
-        if none_acceptable:
-            ranking.none_acceptable = True
-            ranking.save(update_fields=["none_acceptable"])
         webhook_ranking_submitted(ranking=ranking, project_id=assignment.project_id)
 
         continued: Candidate

@@ -88,11 +88,14 @@ def ranking_record(
     seconds_spent: float = 0.0,
     source: str = RankingSource.LABELER,
     assignment: Assignment | None = None,
+    none_acceptable: bool = False,
 ) -> Ranking:
     """Validate and store one ranking of `candidate_ids`, its items and its comparisons, in one transaction.
 
     `candidate_ids` are the candidates the ranker was shown (for a labeler: the assignment's shown
-    order). Nothing is written if anything is invalid.
+    order). `none_acceptable` marks a ranking whose ranker found no answer good enough: its order
+    still says which is least bad, so its comparisons are stored all the same. Nothing is written if
+    anything is invalid.
     """
     items = items or {}
     cleaned_order = order_validate(order=order, candidate_ids=candidate_ids)
@@ -119,6 +122,7 @@ def ranking_record(
         order=cleaned_order,
         comment=comment,
         seconds_spent=seconds_spent,
+        none_acceptable=none_acceptable,
     )
     if source == RankingSource.LABELER:
         prompt_done_counts_add(prompt_id=prompt.pk, kind=TaskKind.RANK)
@@ -149,12 +153,14 @@ def ranking_submit(
     items: dict[int, ItemInput] | None = None,
     comment: str = "",
     seconds_spent: float = 0.0,
+    none_acceptable: bool = False,
 ) -> tuple[Ranking, bool]:
     """Store the labeler's ranking for their rank assignment: (ranking, created).
 
     Checks the assignment (see `submission_store`), then stores the ranking of exactly the
-    candidates they were shown with its comparisons. A retry with the same idempotency key returns
-    the first ranking and writes nothing.
+    candidates they were shown with its comparisons, marked `none_acceptable` when the labeler found
+    no answer good enough. A retry with the same idempotency key returns the first ranking and
+    writes nothing.
     """
 
     def store(assignment: Assignment, seconds: float) -> Ranking:
@@ -170,6 +176,7 @@ def ranking_submit(
             comment=comment,
             seconds_spent=seconds,
             assignment=assignment,
+            none_acceptable=none_acceptable,
         )
         # Sent once this submission commits; a rolled-back one sends nothing.
         webhook_ranking_submitted(ranking=ranking, project_id=assignment.project_id)
