@@ -54,6 +54,7 @@ app.conf.update(
         "annotation.live_generate": {"queue": "live"},
         "rewards.reward_model_train": {"queue": "training"},
         "rewards.candidates_score": {"queue": "training"},
+        "rewards.queue_orders_refresh": {"queue": "default"},
     },
     # The hard time limit is CELERY_TASK_TIME_LIMIT from the settings; each task declares its own
     # with `time_limits`, never above it.
@@ -74,6 +75,10 @@ app.conf.update(
         "top-up-candidates": {
             "task": "annotation.generation.candidates_top_up",
             "schedule": 30.0,
+        },
+        "refresh-queue-orders": {
+            "task": "rewards.queue_orders_refresh",
+            "schedule": 60.0,
         },
         "retrain-reward-models-when-due": {
             "task": "rewards.reward_models_retrain_due",

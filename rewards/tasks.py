@@ -8,6 +8,7 @@ from celery import shared_task
 
 from config.celery import time_limits
 from config.errors import Conflict, NotFound
+from rewards.services.queue_order import queue_orders_refresh as queue_orders_refresh_service
 from rewards.services.retraining import reward_models_retrain_due as retrain_due_service
 from rewards.services.runs import reward_model_runs_recover as runs_recover_service
 from rewards.services.scoring import SCORE_CHUNK_SECONDS, reward_models_score_new_candidates
@@ -62,3 +63,10 @@ def reward_model_runs_recover() -> dict[str, list[int]]:
     """Periodic (every minute): send again the training of runs that no worker has."""
     recovery = runs_recover_service()
     return {"resent": recovery.resent, "failed": recovery.failed}
+
+
+@shared_task(name="rewards.queue_orders_refresh", **time_limits(120))
+def queue_orders_refresh() -> dict[str, int]:
+    """Periodic: store each project's queue-strategy order (from the reward model's stored scores and
+    the labelers' rankings) on its prompts."""
+    return {str(project_id): changed for project_id, changed in queue_orders_refresh_service().items()}

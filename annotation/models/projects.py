@@ -18,6 +18,12 @@ class RankingLayout(models.TextChoices):
     SIDE_BY_SIDE = "side_by_side", "Two answers side by side (K = 2)"
 
 
+class QueueStrategy(models.TextChoices):
+    BREADTH_FIRST = "breadth_first", "Breadth-first: partly done prompts first, then by priority and age"
+    UNCERTAINTY = "uncertainty", "Where the reward model is least sure which answer is better"
+    DISAGREEMENT = "disagreement", "Where labelers disagree most"
+
+
 class Project(models.Model):
     """A labeling project: its guidelines, how much work each prompt needs, and how candidates are made."""
 
@@ -47,6 +53,17 @@ class Project(models.Model):
         default=30 * 60,
         validators=[MinValueValidator(60)],
         help_text="How long a labeler holds a task before it returns to the queue.",
+    )
+
+    # Which prompts are ranked next (within the breadth-first tiers and the admin's priority).
+    queue_strategy = models.CharField(
+        max_length=20, choices=QueueStrategy.choices, default=QueueStrategy.BREADTH_FIRST
+    )
+    exploration_share = models.FloatField(
+        default=0.1,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Under a strategy other than breadth-first, the share of prompts served in random order, "
+        "so the model does not only see what it already finds hard (0-1).",
     )
 
     # Conversations with the model (the converse task).
@@ -135,6 +152,10 @@ class Project(models.Model):
             models.CheckConstraint(
                 condition=~models.Q(ranking_layout="side_by_side") | models.Q(k=2),
                 name="project_side_by_side_needs_k_2",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(exploration_share__gte=0, exploration_share__lte=1),
+                name="project_exploration_share_range",
             ),
             models.CheckConstraint(
                 condition=models.Q(converse_max_turns__gte=1, converse_max_turns__lte=20),

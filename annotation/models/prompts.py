@@ -15,6 +15,10 @@ class Prompt(models.Model):
     source = models.CharField(max_length=200, blank=True)
     tags = models.JSONField(default=list, blank=True)
     priority = models.IntegerField(default=0, help_text="Higher is served first.")
+    # Within a priority, the project's queue strategy's order (higher first): written by a periodic
+    # job from stored scores (reward-model uncertainty, labeler disagreement, an exploration share),
+    # never computed inside a request; 0 everywhere under breadth-first, where age decides.
+    queue_rank = models.IntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     # Conversations are trees: continuing one makes a child whose turns extend its parent's by the
@@ -54,21 +58,21 @@ class Prompt(models.Model):
     rankings_done = models.PositiveIntegerField(default=0, editable=False, help_text="By labelers.")
 
     class Meta:
-        ordering = ["-priority", "id"]
+        ordering = ["-priority", "-queue_rank", "id"]
         constraints = [
             models.UniqueConstraint(
                 fields=["project", "content_hash"], name="prompt_unique_content_per_project"
             )
         ]
         indexes = [
-            models.Index(fields=["project", "-priority", "id"], name="prompt_queue_order"),
+            models.Index(fields=["project", "-priority", "-queue_rank", "id"], name="prompt_queue_order"),
             models.Index(
-                fields=["project", "-priority", "id"],
+                fields=["project", "-priority", "-queue_rank", "id"],
                 condition=models.Q(demonstrations_done=0),
                 name="prompt_untouched_demonstrate",
             ),
             models.Index(
-                fields=["project", "-priority", "id"],
+                fields=["project", "-priority", "-queue_rank", "id"],
                 condition=models.Q(rankings_done=0),
                 name="prompt_untouched_rank",
             ),

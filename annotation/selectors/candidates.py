@@ -106,7 +106,7 @@ def prompts_short_of_candidates(*, project: Project, now: datetime) -> PromptsWi
         .filter(candidate_count__lt=project.k)
         .filter(Q(generation_queued_at__isnull=True) | Q(generation_queued_at__lt=now - QUEUED_STALE_AFTER))
         .filter(Q(generation_error_at__isnull=True) | Q(generation_error_at__lt=now - ERROR_COOLDOWN))
-        .order_by("-priority", "id")
+        .order_by("-priority", "-queue_rank", "id")
     )
 
 

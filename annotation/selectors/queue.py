@@ -69,8 +69,10 @@ def prompts_needing_work(
 
     Order: breadth-first in two tiers, then the admin's priority. Partly done prompts (some slot
     taken, one free) come before untouched ones, so prompts get finished rather than all started;
-    within a tier, higher priority first, then the older prompt (lower id). Not "fullest first":
-    priority is the admin's explicit word and should decide among prompts that are all under way.
+    within a tier, higher priority first, then the project's queue strategy (`queue_rank`, higher
+    first: all 0 under breadth-first; written from stored scores by a periodic job otherwise), then
+    the older prompt (lower id). Not "fullest first": priority is the admin's explicit word and
+    should decide among prompts that are all under way.
     """
     now = now or timezone.now()
     capacity = slot_capacity(project=project, kind=kind)
@@ -110,7 +112,7 @@ def prompts_needing_work(
         .annotate(
             untouched=Case(When(filled=0, then=Value(1)), default=Value(0), output_field=IntegerField())
         )
-        .order_by("untouched", "-priority", "id")
+        .order_by("untouched", "-priority", "-queue_rank", "id")
     )
 
 

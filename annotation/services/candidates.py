@@ -312,7 +312,7 @@ def _prompts_for_waiting_labelers(*, project: Project, now: datetime, taken: set
                 Q(generation_queued_at__isnull=True) | Q(generation_queued_at__lt=now - QUEUED_STALE_AFTER)
             )
             .exclude(pk__in=taken)
-            .order_by("-priority", "id")
+            .order_by("-priority", "-queue_rank", "id")
             .values_list("pk", flat=True)[:need]
         )
         for prompt_id in short:

@@ -28,7 +28,8 @@ _P, _A = Prompt._meta.db_table, Assignment._meta.db_table
 _C, _D, _R = Candidate._meta.db_table, Demonstration._meta.db_table, Ranking._meta.db_table
 _TURNS = Prompt._meta.get_field("turns")
 # "LIMIT 1 OFFSET 0" keeps PostgreSQL from flattening each EXISTS into a join: as per-row filters,
-# ORDER BY priority, id LIMIT 1 walks the (project, -priority, id) index and stops at the first match.
+# ORDER BY priority, queue_rank, id LIMIT 1 walks the (project, -priority, -queue_rank, id) index and
+# stops at the first match.
 _HOLDS_SLOT = (
     f"(a.status = '{AssignmentStatus.SUBMITTED}'"
     f" OR (a.status = '{AssignmentStatus.LEASED}' AND a.expires_at > %(now)s))"
@@ -93,7 +94,7 @@ def _next_prompt_sql(*, path: str, kind: str, rejected: int, lock: bool) -> str:
     )
     return (
         f"SELECT p.id FROM {_P} p WHERE {source} AND {_labeler_may_take_sql(kind)}{not_rejected}"
-        f" ORDER BY p.priority DESC, p.id LIMIT 1{' FOR UPDATE OF p SKIP LOCKED' if lock else ''}"
+        f" ORDER BY p.priority DESC, p.queue_rank DESC, p.id LIMIT 1{' FOR UPDATE OF p SKIP LOCKED' if lock else ''}"
     )
 
 

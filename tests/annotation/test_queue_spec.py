@@ -114,7 +114,9 @@ def _populate(world: World, rng: random.Random, *, kind: str) -> None:
     ]
     for prompt in prompts:
         prompt.priority = rng.choice([-1, 0, 0, 0, 1, 2, 5])
-        prompt.save(update_fields=["priority"])
+        # A queue strategy's order within a priority (0 under breadth-first), as the job writes it.
+        prompt.queue_rank = rng.choice([0, 0, 0, 3, 7, 12])
+        prompt.save(update_fields=["priority", "queue_rank"])
         candidates_add(prompt, rng.choice([0, project.k - 1, project.k, project.k, project.k + 1]))
         own_demonstration = rng.random() < 0.1
         if own_demonstration:  # the labeler's own demonstration became a candidate: never theirs to rank
