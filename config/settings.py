@@ -325,6 +325,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(BROKER_DIR / "processed"),
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
+        # How often an idle worker looks for a message: a converse turn's replies should start
+        # streaming well within a second of the request (kombu's default is every second).
+        "polling_interval": 0.1,
     }
 # The longest any task may run (its hard time limit, seconds): long work (training, scoring) is
 # split or heartbeats instead (config/celery.py). The broker hands back a message that a worker took
