@@ -1,6 +1,6 @@
-/* Drag to reorder by touch on the rank page.
+/* Drag to reorder by touch in the rank widget (rank-widget.js, on the rank and converse pages).
 
-   HTML5 drag and drop, which the mouse uses (rank.js), gets no touch events on phones and tablets, so a
+   HTML5 drag and drop, which the mouse uses (rank-widget.js), gets no touch events on phones and tablets, so a
    finger drags with Pointer Events instead. Only a card's title bar takes a touch drag (touch-action: none
    there, in app.css): a swipe anywhere else on a card still scrolls the page, which on a phone is needed far
    more often than a drag. Mouse pointers are left alone, so mouse drag and the keyboard work as before. */
@@ -11,9 +11,15 @@
   const MAX_SCROLL_PX = 14;  // per frame, at the very edge
 
   /* list: the <ol> of rank groups. zoneOf(point, card): "before", "after" or "tie" for a point over a card.
-     clearDropMarks(): remove the drop-* classes. drop(id, targetId, zone): apply and render the move. */
+     clearDropMarks(): remove the drop-* classes. drop(id, targetId, zone): apply and render the move.
+     Returns a function that removes every listener it added (the widget's destroy() calls it). */
   function setupTouchDrag({list, zoneOf, clearDropMarks, drop}) {
     let drag = null;  // {pointerId, id, card, startX, startY, startScroll, x, y, moving, frame}
+    const listeners = [];
+    function listen(target, type, handler, options) {
+      target.addEventListener(type, handler, options);
+      listeners.push([target, type, handler, options]);
+    }
 
     function targetAt(x, y) {
       // The dragged card follows the finger, so it is the topmost element there: look beneath it.
@@ -52,7 +58,7 @@
       if (target) drop(id, Number(target.dataset.id), zoneOf({clientY: y}, target));
     }
 
-    list.addEventListener("pointerdown", (event) => {
+    listen(list, "pointerdown", (event) => {
       if (event.pointerType === "mouse" || !event.isPrimary || drag) return;
       const header = event.target.closest(".candidate > header");
       // The card's buttons stay buttons: a tap on them is a tap.
@@ -64,7 +70,7 @@
         x: event.clientX, y: event.clientY, moving: false, frame: 0,
       };
     });
-    document.addEventListener("pointermove", (event) => {
+    listen(document, "pointermove", (event) => {
       if (!drag || event.pointerId !== drag.pointerId) return;
       drag.x = event.clientX;
       drag.y = event.clientY;
@@ -77,13 +83,18 @@
       event.preventDefault();
       follow();
     });
-    document.addEventListener("pointerup", (event) => {
+    listen(document, "pointerup", (event) => {
       if (drag && event.pointerId === drag.pointerId) end(true);
     });
     // The browser took the touch (a native long-press drag, a system gesture): nothing moves.
-    document.addEventListener("pointercancel", (event) => {
+    listen(document, "pointercancel", (event) => {
       if (drag && event.pointerId === drag.pointerId) end(false);
     });
+    return function teardown() {
+      end(false);
+      for (const [target, type, handler, options] of listeners) target.removeEventListener(type, handler, options);
+      listeners.length = 0;
+    };
   }
 
   window.RankTouch = {setupTouchDrag};
