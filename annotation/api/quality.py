@@ -125,5 +125,7 @@ class RankingGoldSetApi(APIView):
         project_for_role(user=request.user, project_id=ranking.prompt.project_id, minimum=Role.ADMIN)
         data = RankingGoldInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        ranking = ranking_gold_set(ranking=ranking, is_gold=data.validated_data["is_gold"])
+        ranking = ranking_gold_set(
+            ranking=ranking, is_gold=data.validated_data["is_gold"], actor=request.user
+        )
         return Response(RankingGoldOutputSerializer(ranking).data)

@@ -4,6 +4,7 @@ from annotation.models.imports import PromptImportJob
 from annotation.models.live import LiveGeneration
 from annotation.models.projects import Membership, Project
 from annotation.models.prompts import Candidate, Demonstration, Prompt
+from annotation.models.quality import QualityEvent
 from annotation.models.rankings import Comparison, Ranking, RankingItem
 from annotation.models.webhooks import Webhook, WebhookDelivery
 
@@ -18,6 +19,7 @@ __all__ = [
     "Project",
     "Prompt",
     "PromptImportJob",
+    "QualityEvent",
     "Ranking",
     "RankingItem",
     "Webhook",

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 
 from annotation.models.projects import Project
+from annotation.models.quality import QualityState
 
 
 class Prompt(models.Model):
@@ -19,6 +20,8 @@ class Prompt(models.Model):
     # job from stored scores (reward-model uncertainty, labeler disagreement, an exploration share),
     # never computed inside a request; 0 everywhere under breadth-first, where age decides.
     queue_rank = models.IntegerField(default=0, editable=False)
+    # Rankings asked for beyond the project's overlap (triage: "ask for more rankings of this prompt").
+    extra_rankings = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     # Conversations are trees: continuing one makes a child whose turns extend its parent's by the
@@ -113,6 +116,9 @@ class Demonstration(models.Model):
     )
     text = models.TextField()
     seconds_spent = models.FloatField(default=0)
+    quality_state = models.CharField(
+        max_length=20, choices=QualityState.choices, default=QualityState.COUNTED, db_index=True
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -5,6 +5,7 @@ from django.db import models
 
 from annotation.models.assignments import Assignment
 from annotation.models.prompts import Candidate, Prompt
+from annotation.models.quality import QualityState
 
 # InstructGPT's per-answer metadata (Ouyang et al. 2022, appendix B), plus "other".
 FLAG_CHOICES: list[tuple[str, str]] = [
@@ -43,6 +44,9 @@ class Ranking(models.Model):
     order = models.JSONField(help_text="Tie groups of candidate ids, best first.")
     comment = models.TextField(blank=True)
     seconds_spent = models.FloatField(default=0)
+    quality_state = models.CharField(
+        max_length=20, choices=QualityState.choices, default=QualityState.COUNTED, db_index=True
+    )
     # The labeler found no answer acceptable; the order still says which is least bad.
     none_acceptable = models.BooleanField(default=False)
     is_gold = models.BooleanField(default=False, help_text="A known-good ranking labelers are compared with.")

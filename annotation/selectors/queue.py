@@ -12,7 +12,19 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -20,6 +32,7 @@ from annotation.models import Assignment, Candidate, Demonstration, Project, Pro
 from annotation.models.assignments import AssignmentStatus, TaskKind
 from annotation.models.projects import RankingLayout
 from annotation.models.prompts import FINISH_REASON_LENGTH
+from annotation.models.quality import COUNTING_STATES
 from annotation.models.rankings import FLAG_CHOICES, RankingSource
 from annotation.permissions import projects_for_labeler
 from annotation.selectors.candidates import QUEUED_STALE_AFTER, generation_seconds_per_prompt
@@ -82,7 +95,11 @@ def prompts_needing_work(
     )
     prompts = Prompt.objects.filter(project=project).filter(~Exists(mine))
     if kind == TaskKind.RANK:
-        done = count_per_prompt(Ranking.objects.filter(prompt=OuterRef("pk"), source=RankingSource.LABELER))
+        done = count_per_prompt(
+            Ranking.objects.filter(
+                prompt=OuterRef("pk"), source=RankingSource.LABELER, quality_state__in=COUNTING_STATES
+            )
+        )
         prompts = (
             prompts.annotate(ready=count_per_prompt(Candidate.objects.filter(prompt=OuterRef("pk"))))
             .filter(ready__gte=project.k if candidates_ready else 0)
@@ -102,13 +119,17 @@ def prompts_needing_work(
             converse_depth__lt=project.converse_max_turns,
         )
     else:
-        done = count_per_prompt(Demonstration.objects.filter(prompt=OuterRef("pk")))
+        done = count_per_prompt(
+            Demonstration.objects.filter(prompt=OuterRef("pk"), quality_state__in=COUNTING_STATES)
+        )
         prompts = prompts.filter(
             ~Exists(Demonstration.objects.filter(prompt=OuterRef("pk"), labeler=labeler))
         )
+    # Triage may ask a prompt for rankings beyond the project's overlap.
+    room = Value(capacity) + F("extra_rankings") if kind == TaskKind.RANK else Value(capacity)
     return (
         prompts.annotate(filled=done + live)
-        .filter(filled__lt=capacity)
+        .filter(filled__lt=room)
         .annotate(
             untouched=Case(When(filled=0, then=Value(1)), default=Value(0), output_field=IntegerField())
         )

@@ -110,7 +110,7 @@ def _lease_in_project(*, project: Project, labeler: User, kind: str, now: dateti
             continue
         # Re-count under the lock: the paths' counts may predate a lease that just committed.
         details = prompt_for_lease(prompt_id=prompt_id, labeler_id=labeler.pk, kind=kind, now=now)
-        if details.taken >= capacity:
+        if details.taken >= capacity + details.extra:
             rejected.append(prompt_id)
             attempt -= 1  # a full prompt is not contention; only sleeps count against the limit
             if len(rejected) > MAX_REJECTED:

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from annotation.models import Assignment, Demonstration, Prompt, Ranking
 from annotation.models.assignments import AssignmentStatus, TaskKind
+from annotation.models.quality import COUNTING_STATES
 from annotation.models.rankings import RankingSource
 from annotation.selectors.queue import count_per_prompt, slot_capacity
 from annotation.services.assignments import assignment_get_for_labeler, assignment_newer_leases
@@ -140,6 +141,8 @@ def _late_submission_check(*, assignment: Assignment, now: datetime) -> None:
             details={"newer_assignment": newer.pk},
         )
     capacity = slot_capacity(project=assignment.project, kind=assignment.kind)
+    if assignment.kind == TaskKind.RANK:
+        capacity += Prompt.objects.values_list("extra_rankings", flat=True).get(pk=assignment.prompt_id)
     taken = slots_taken(
         prompt_id=assignment.prompt_id, kind=assignment.kind, now=now, exclude_assignment_id=assignment.pk
     )
@@ -156,15 +159,22 @@ def _late_submission_check(*, assignment: Assignment, now: datetime) -> None:
 # fast paths walk partial indexes of untouched and partly done prompts instead of counting rows.
 
 
-def prompt_done_counts_add(*, prompt_id: int, kind: str) -> None:
-    """Count one more piece of submitted work on the prompt; call it in the transaction that stores it."""
-    prompt_done_count_add(prompt_id=prompt_id, kind=kind)
+def prompt_done_counts_add(*, prompt_id: int, kind: str, delta: int = 1) -> None:
+    """Count one more piece of submitted work on the prompt (or `delta`: -1 for work that stopped
+    counting); call it in the transaction that changes the work."""
+    prompt_done_count_add(prompt_id=prompt_id, kind=kind, delta=delta)
 
 
 def _done_count(kind: str) -> Coalesce:
     if kind == TaskKind.RANK:
-        return count_per_prompt(Ranking.objects.filter(prompt=OuterRef("pk"), source=RankingSource.LABELER))
-    return count_per_prompt(Demonstration.objects.filter(prompt=OuterRef("pk")))
+        return count_per_prompt(
+            Ranking.objects.filter(
+                prompt=OuterRef("pk"), source=RankingSource.LABELER, quality_state__in=COUNTING_STATES
+            )
+        )
+    return count_per_prompt(
+        Demonstration.objects.filter(prompt=OuterRef("pk"), quality_state__in=COUNTING_STATES)
+    )
 
 
 @transaction.atomic

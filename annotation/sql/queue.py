@@ -21,19 +21,23 @@ from annotation.models import (
     Ranking,
 )
 from annotation.models.assignments import AssignmentStatus, TaskKind
+from annotation.models.quality import COUNTING_STATES
 from annotation.models.rankings import RankingSource
 from annotation.sql.rows import model_reader
 
 _P, _A = Prompt._meta.db_table, Assignment._meta.db_table
 _C, _D, _R = Candidate._meta.db_table, Demonstration._meta.db_table, Ranking._meta.db_table
 _TURNS = Prompt._meta.get_field("turns")
+# A rejected or excluded ranking frees its slot: only these fill one.
+_COUNTING = ", ".join(f"'{state}'" for state in COUNTING_STATES)
 # "LIMIT 1 OFFSET 0" keeps PostgreSQL from flattening each EXISTS into a join: as per-row filters,
 # ORDER BY priority, queue_rank, id LIMIT 1 walks the (project, -priority, -queue_rank, id) index and
 # stops at the first match.
-_HOLDS_SLOT = (
-    f"(a.status = '{AssignmentStatus.SUBMITTED}'"
-    f" OR (a.status = '{AssignmentStatus.LEASED}' AND a.expires_at > %(now)s))"
-)
+#
+# A live lease holds a slot. Submitted work is in the done counts (work that stopped counting, e.g.
+# an excluded ranking, has left them while its assignment stays submitted); a count out of step is
+# caught by the re-count under the prompt's lock.
+_HOLDS_SLOT = f"(a.status = '{AssignmentStatus.LEASED}' AND a.expires_at > %(now)s)"
 
 
 _DONE_COLUMN: dict[str, str] = {TaskKind.RANK: "rankings_done", TaskKind.DEMONSTRATE: "demonstrations_done"}
@@ -62,6 +66,11 @@ def _labeler_may_take_sql(kind: str) -> str:
     return " AND ".join(clauses)
 
 
+def _extra(kind: str, alias: str) -> str:
+    """A rank slot's capacity is the project's overlap plus what triage asked for on the prompt."""
+    return f" + {alias}.extra_rankings" if kind == TaskKind.RANK else ""
+
+
 @lru_cache(maxsize=64)
 def _next_prompt_sql(*, path: str, kind: str, rejected: int, lock: bool) -> str:
     done = f"p.{_DONE_COLUMN[kind]}"
@@ -76,9 +85,9 @@ def _next_prompt_sql(*, path: str, kind: str, rejected: int, lock: bool) -> str:
         )
         source = (
             f"p.id IN (SELECT q.id FROM {_P} q WHERE q.project_id = %(project)s AND q.{_DONE_COLUMN[kind]} > 0"
-            f" AND q.{_DONE_COLUMN[kind]} < %(capacity)s UNION {live})"
+            f" AND q.{_DONE_COLUMN[kind]} < %(capacity)s{_extra(kind, 'q')} UNION {live})"
             f" AND {done} + (SELECT COUNT(*) FROM {_A} h WHERE h.prompt_id = p.id AND h.kind = %(kind)s"
-            f" AND h.status = '{AssignmentStatus.LEASED}' AND h.expires_at > %(now)s) < %(capacity)s"
+            f" AND h.status = '{AssignmentStatus.LEASED}' AND h.expires_at > %(now)s) < %(capacity)s{_extra(kind, 'p')}"
         )
     else:
         # Prompts nobody holds or has done. The literal "= 0" matches the partial index
@@ -114,7 +123,8 @@ def prompt_next_locked(
         # Converse tasks keep no done count: they are few and long, so the specification's own
         # query (the lease's last resort) serves them.
         return None
-    for path in ("partly_done", "untouched") if capacity > 1 else ("untouched",):
+    # With one slot per prompt nothing is partly done, unless triage asked a prompt for more rankings.
+    for path in ("partly_done", "untouched") if capacity > 1 or kind == TaskKind.RANK else ("untouched",):
         prompt_id = _prompt_on_path_locked(
             path=path,
             project=project,
@@ -163,14 +173,19 @@ def _prompt_on_path_locked(
 def _slots_taken_sql(kind: str) -> str:
     """Submitted work plus live leases of this kind on %(prompt)s, leaving out lease %(exclude)s."""
     if kind == TaskKind.RANK:
-        done = f"SELECT COUNT(*) FROM {_R} r WHERE r.prompt_id = %(prompt)s AND r.source = '{RankingSource.LABELER}'"
+        done = (
+            f"SELECT COUNT(*) FROM {_R} r WHERE r.prompt_id = %(prompt)s AND r.source = '{RankingSource.LABELER}'"
+            f" AND r.quality_state IN ({_COUNTING})"
+        )
     elif kind == TaskKind.CONVERSE:  # a turn taken counts once submitted, like other work
         done = (
             f"SELECT COUNT(*) FROM {_A} s WHERE s.prompt_id = %(prompt)s AND s.kind = %(kind)s"
             f" AND s.status = '{AssignmentStatus.SUBMITTED}'"
         )
     else:
-        done = f"SELECT COUNT(*) FROM {_D} d WHERE d.prompt_id = %(prompt)s"
+        done = (
+            f"SELECT COUNT(*) FROM {_D} d WHERE d.prompt_id = %(prompt)s AND d.quality_state IN ({_COUNTING})"
+        )
     return (
         f"({done}) + (SELECT COUNT(*) FROM {_A} a WHERE a.prompt_id = %(prompt)s AND a.kind = %(kind)s"
         f" AND a.status = '{AssignmentStatus.LEASED}' AND a.expires_at > %(now)s AND a.id <> %(exclude)s)"
@@ -201,6 +216,7 @@ class PromptForLease:
     turns: Any  # the conversation, decoded
     candidate_ids: list[int]  # sorted; empty for a demonstrate task
     carried_from: int | None  # this labeler's latest expired lease of this task that kept a draft
+    extra: int = 0  # rank slots asked for beyond the project's overlap
 
 
 @lru_cache(maxsize=4)
@@ -215,7 +231,7 @@ def _prompt_for_lease_sql(kind: str) -> str:
     else:
         candidates, join = "NULL", ""
     return (
-        f"SELECT {_slots_taken_sql(kind)}, p.turns, ({carried}), {candidates}"
+        f"SELECT {_slots_taken_sql(kind)}, p.turns, ({carried}), {candidates}, p.extra_rankings"
         f" FROM {_P} p{join} WHERE p.id = %(prompt)s ORDER BY 4"
     )
 
@@ -235,12 +251,13 @@ def prompt_for_lease(*, prompt_id: int, labeler_id: int, kind: str, now: datetim
     with connection.cursor() as cursor:
         cursor.execute(_prompt_for_lease_sql(kind), params)
         rows = cursor.fetchall()
-    taken, turns, carried_from, _ = rows[0]
+    taken, turns, carried_from, _, extra = rows[0]
     return PromptForLease(
         taken=int(taken),
         turns=_TURNS.from_db_value(turns, _TURNS.get_col("p"), connection),
         candidate_ids=sorted(row[3] for row in rows if row[3] is not None),
         carried_from=carried_from,
+        extra=int(extra or 0) if kind == TaskKind.RANK else 0,
     )
 
 
@@ -297,8 +314,12 @@ def labeler_leases_locked(*, labeler_id: int, now: datetime) -> list[HeldLease]:
         return [HeldLease(row[0], row[1], row[2], bool(row[3])) for row in cursor.fetchall()]
 
 
-def prompt_done_count_add(*, prompt_id: int, kind: str) -> None:
-    """One more piece of submitted work of `kind` on the prompt."""
+def prompt_done_count_add(*, prompt_id: int, kind: str, delta: int = 1) -> None:
+    """`delta` more pieces of submitted work of `kind` on the prompt (negative: work that stopped
+    counting); the count never goes below zero."""
     column = _DONE_COLUMN[kind]
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {_P} SET {column} = {column} + 1 WHERE id = %s", [prompt_id])
+        cursor.execute(
+            f"UPDATE {_P} SET {column} = CASE WHEN {column} + %s < 0 THEN 0 ELSE {column} + %s END WHERE id = %s",
+            [delta, delta, prompt_id],
+        )

@@ -32,10 +32,12 @@ from annotation.models import Assignment, Candidate, Demonstration, Membership, 
 from annotation.models.assignments import AssignmentStatus, TaskKind
 from annotation.models.projects import Role
 from annotation.models.prompts import CandidateSource
+from annotation.models.quality import QualityAction, QualityState
 from annotation.models.rankings import RankingSource
 from annotation.selectors.queue import prompts_needing_work, slot_capacity
 from annotation.services.assignments import assignment_lease
 from annotation.services.prompts import prompt_create
+from annotation.services.quality import demonstration_quality_set, ranking_quality_set
 from annotation.services.rankings import ranking_record
 from annotation.services.submissions import prompt_done_counts_add
 from annotation.sql.queue import prompt_next_locked
@@ -57,6 +59,7 @@ class World:
     labeler: object  # the labeler whose queue is checked
     others: list
     now: object
+    rng: random.Random
 
 
 def _world(rng: random.Random, index: int) -> World:
@@ -73,7 +76,7 @@ def _world(rng: random.Random, index: int) -> World:
     )
     for user in [labeler, *others]:
         Membership.objects.create(project=project, user=user, role=Role.LABELER)
-    return World(project=project, labeler=labeler, others=others, now=timezone.now())
+    return World(project=project, labeler=labeler, others=others, now=timezone.now(), rng=rng)
 
 
 def _assignment(world: World, *, prompt: Prompt, user, kind: str, status: str, expired: bool = False):
@@ -96,14 +99,30 @@ def _submit(world: World, *, prompt: Prompt, user, kind: str) -> None:
     assignment = _assignment(world, prompt=prompt, user=user, kind=kind, status=AssignmentStatus.SUBMITTED)
     if kind == TaskKind.RANK:
         ids = list(prompt.candidates.order_by("id").values_list("id", flat=True))[: world.project.k]
-        ranking_record(
+        ranking = ranking_record(
             prompt=prompt, candidate_ids=ids, order=[[i] for i in ids], labeler=user, assignment=assignment
         )
+        if world.rng.random() < 0.15:  # excluded by triage or rejected in review: its slot is free again
+            ranking_quality_set(
+                ranking_id=ranking.pk,
+                state=world.rng.choice([QualityState.EXCLUDED, QualityState.REJECTED]),
+                actor=None,
+                action=QualityAction.EXCLUDE,
+                reason="spec",
+            )
     else:
-        Demonstration.objects.create(
+        demonstration = Demonstration.objects.create(
             prompt=prompt, labeler=user, assignment=assignment, text="A careful answer."
         )
         prompt_done_counts_add(prompt_id=prompt.pk, kind=kind)
+        if world.rng.random() < 0.15:
+            demonstration_quality_set(
+                demonstration_id=demonstration.pk,
+                state=QualityState.REJECTED,
+                actor=None,
+                action=QualityAction.REVIEW_REJECT,
+                reason="spec",
+            )
 
 
 def _populate(world: World, rng: random.Random, *, kind: str) -> None:
@@ -116,7 +135,9 @@ def _populate(world: World, rng: random.Random, *, kind: str) -> None:
         prompt.priority = rng.choice([-1, 0, 0, 0, 1, 2, 5])
         # A queue strategy's order within a priority (0 under breadth-first), as the job writes it.
         prompt.queue_rank = rng.choice([0, 0, 0, 3, 7, 12])
-        prompt.save(update_fields=["priority", "queue_rank"])
+        # Triage asked some prompts for rankings beyond the overlap.
+        prompt.extra_rankings = rng.choice([0, 0, 0, 0, 1, 2])
+        prompt.save(update_fields=["priority", "queue_rank", "extra_rankings"])
         candidates_add(prompt, rng.choice([0, project.k - 1, project.k, project.k, project.k + 1]))
         own_demonstration = rng.random() < 0.1
         if own_demonstration:  # the labeler's own demonstration became a candidate: never theirs to rank
@@ -250,7 +271,7 @@ def test_partly_done_prompts_come_first_then_priority_then_age(project, labeler,
         prompt.priority = priority
         prompt.save(update_fields=["priority"])
     now = timezone.now()
-    world = World(project=project, labeler=labeler, others=[other_labeler], now=now)
+    world = World(project=project, labeler=labeler, others=[other_labeler], now=now, rng=random.Random(0))
     _submit(world, prompt=low_partly, user=other_labeler, kind=TaskKind.RANK)
     _assignment(
         world, prompt=high_partly, user=other_labeler, kind=TaskKind.RANK, status=AssignmentStatus.LEASED
