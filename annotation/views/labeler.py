@@ -38,17 +38,28 @@ SKIP_REASONS = [
     "The answers are broken or unreadable",
 ]
 HISTORY_PAGE_SIZE = 25
+TEMPLATES: dict[str, str] = {
+    TaskKind.DEMONSTRATE: "labeler/demonstrate.html",
+    TaskKind.RANK: "labeler/rank.html",
+    TaskKind.CONVERSE: "labeler/converse.html",
+}
 
 
 @login_required
 @require_GET
 def labeler_home(request: HttpRequest) -> HttpResponse:
-    """Available work per project and kind, the labeler's counts, and buttons that lease a task."""
+    """Available work per project and kind, the labeler's counts, buttons that lease a task, and
+    where a project allows it, a form that opens a conversation with the labeler's own first message."""
     labeler = cast(User, request.user)  # login_required: never anonymous here
+    work = work_available(labeler=labeler)
+    converse_projects = [row["project"] for row in work if row["project"].converse_per_prompt > 0]
     context = {
-        "work": work_available(labeler=labeler),
+        "work": work,
         "held": live_assignments_for_labeler(labeler=labeler),
         "counts": labeler_counts(labeler=labeler),
+        # The conversation column and its opening form show only where some project has them.
+        "converse_any": bool(converse_projects),
+        "own_openings": [project for project in converse_projects if project.converse_own_opening],
     }
     return render(request, "labeler/home.html", context)
 
@@ -56,7 +67,7 @@ def labeler_home(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def labeler_task(request: HttpRequest, assignment_id: int) -> HttpResponse:
-    """One task page: demonstrate or rank. Another labeler's assignment is a 404."""
+    """One task page: demonstrate, rank or converse. Another labeler's assignment is a 404."""
     try:
         assignment = assignment_get_for_labeler(assignment_id=assignment_id, labeler=cast(User, request.user))
     except NotFound as error:
@@ -66,7 +77,7 @@ def labeler_task(request: HttpRequest, assignment_id: int) -> HttpResponse:
     # page load, rather than in every lease's response.
     for candidate in task["candidates"]:
         candidate["html"] = answer_safe_html(candidate["text"])
-    template = "labeler/rank.html" if assignment.kind == TaskKind.RANK else "labeler/demonstrate.html"
+    template = TEMPLATES[assignment.kind]
     context = {
         "task": task,
         "assignment": assignment,

@@ -24,6 +24,30 @@
     });
   });
 
+  // ---- a conversation from the labeler's own opening message ------------------------------------
+  document.querySelectorAll("form.opening-form").forEach((form) => {
+    const box = form.querySelector("textarea");
+    const error = form.querySelector(".opening-error");
+    const submit = form.querySelector("button[type=submit]");
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      error.textContent = "";
+      if (!box.value.trim()) { error.textContent = "Write the message the conversation starts with."; box.focus(); return; }
+      submit.disabled = true;
+      try {
+        const {data} = await Labeler.api("POST", "/api/labeler/converse/open/", {project: Number(form.dataset.project), opening: box.value});
+        location.assign(`/tasks/${data.id}/`);
+      } catch (failure) {
+        Labeler.showError(error, failure);
+        submit.disabled = false;
+      }
+    });
+    // Ctrl/Cmd+Enter starts it from the text area; a plain Enter is a new line.
+    box.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); form.requestSubmit(); }
+    });
+  });
+
   // ---- refresh ---------------------------------------------------------------------------------
   const REFRESH_MS = window.labelerHomeRefreshMs || 15000;
   // The same words as the server-rendered page (templates/labeler/home.html).
@@ -50,6 +74,13 @@
         row.querySelector(`button.start[data-kind=${kind}]`).disabled = !project[kind];
       }
       row.querySelector("button.start[data-kind=any]").disabled = !(project.rank || project.demonstrate);
+      // Only projects with conversations have their count and button on the page.
+      const converseCount = row.querySelector("[data-count=converse]");
+      const converseButton = row.querySelector("button.start[data-kind=converse]");
+      if (converseButton) {
+        converseButton.disabled = !project.converse;
+        if (converseCount) converseCount.textContent = String(project.converse);
+      }
       row.querySelector("[data-coming]").textContent = comingText(project);
     }
   }
