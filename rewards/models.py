@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from annotation.models import Candidate, Project
+from annotation.models import Candidate, Project, Prompt
 
 
 class RewardModelStatus(models.TextChoices):
@@ -97,3 +97,36 @@ class CandidateScore(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["candidate", "reward_model"], name="candidate_score_unique"),
         ]
+
+
+class EvaluationSet(models.Model):
+    """A project's frozen evaluation prompts: never trained on, so every version's accuracy, agreement
+    and calibration are measured on the same comparisons (services/evaluation_set.py).
+
+    Fixed when the project first trains: a prompt is a member when a salted hash of its conversation
+    root's content hash falls below `share`. Prompts added later are judged by the same rule, so the
+    set grows with the project but no prompt ever changes side. `share` is kept here, not read from
+    the settings again, so changing the setting cannot move a prompt.
+    """
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="evaluation_set")
+    share = models.FloatField(help_text="Fraction of prompts in the set, fixed when it was created.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(share__gte=0, share__lt=1), name="evaluation_set_share_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} evaluation set ({self.share:.0%})"
+
+
+class EvaluationPrompt(models.Model):
+    """One member of a project's evaluation set; rows are only ever added."""
+
+    evaluation_set = models.ForeignKey(EvaluationSet, on_delete=models.CASCADE, related_name="members")
+    prompt = models.OneToOneField(Prompt, on_delete=models.CASCADE, related_name="evaluation_membership")
+    added_at = models.DateTimeField(auto_now_add=True)
