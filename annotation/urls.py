@@ -6,6 +6,7 @@ from django.urls import path
 from annotation.api import converse, exports, history, imports, quality
 from annotation.api import labeler as labeler_api
 from annotation.views import dashboard as views_dashboard
+from annotation.views import dashboard_conversations as views_conversations
 from annotation.views.labeler import labeler_history_page, labeler_home, labeler_task
 
 labeler = [
@@ -138,6 +139,17 @@ api = [
         name="quality-queue-depth",
     ),
     path("api/rankings/<int:ranking_id>/gold", quality.RankingGoldSetApi.as_view(), name="ranking-gold-set"),
+    path(
+        "api/rankings/<int:ranking_id>/exclude", quality.RankingExcludeApi.as_view(), name="ranking-exclude"
+    ),
+    path(
+        "api/rankings/<int:ranking_id>/restore", quality.RankingRestoreApi.as_view(), name="ranking-restore"
+    ),
+    path(
+        "api/prompts/<int:prompt_id>/more-rankings",
+        quality.PromptMoreRankingsApi.as_view(),
+        name="prompt-more-rankings",
+    ),
 ]
 
 pages = [
@@ -147,6 +159,16 @@ pages = [
         "dashboard/projects/<int:project_id>/prompts/<int:prompt_id>/",
         views_dashboard.dashboard_prompt,
         name="dashboard-prompt",
+    ),
+    path(
+        "dashboard/projects/<int:project_id>/conversations/",
+        views_conversations.dashboard_conversations,
+        name="dashboard-conversations",
+    ),
+    path(
+        "dashboard/projects/<int:project_id>/conversations/<int:prompt_id>/",
+        views_conversations.dashboard_conversation,
+        name="dashboard-conversation",
     ),
     path(
         "dashboard/projects/<int:project_id>/exports/",

@@ -19,9 +19,11 @@ PACKAGES = ("config", "annotation", "rewards")
 # Frameworks that only make sense inside a Django process (or its Celery workers).
 DJANGO_SIDE = ("django", "rest_framework", "drf_spectacular", "celery", "kombu")
 # What rewards may use of annotation: its data, its write and read functions, the project admin it
-# extends and the permission checks its API shares. Not annotation's API internals or row helpers.
+# extends, the permission checks its API shares and the pure ranking math (consensus, pair
+# expansion: one home for those rules). Not annotation's API internals or row helpers.
 ANNOTATION_FOR_REWARDS = (
     "annotation.models",
+    "annotation.ranking_math",
     "annotation.services",
     "annotation.selectors",
     "annotation.admin",

@@ -15,17 +15,26 @@ from annotation.api.serializers_quality import (
     DaysQuerySerializer,
     LabelerStatsSerializer,
     PromptAgreementSerializer,
+    PromptMoreRankingsInputSerializer,
+    PromptMoreRankingsOutputSerializer,
+    QualityReasonInputSerializer,
     QualitySummarySerializer,
     QueueDepthSerializer,
     RankingGoldInputSerializer,
     RankingGoldOutputSerializer,
+    RankingQualityOutputSerializer,
     ThroughputSerializer,
 )
-from annotation.models import Ranking
+from annotation.models import Prompt, Ranking
 from annotation.models.projects import Role
 from annotation.permissions import IsProjectReviewer, project_for_role
 from annotation.selectors import stats
-from annotation.services.quality import ranking_gold_set
+from annotation.services.quality import (
+    prompt_more_rankings,
+    ranking_exclude,
+    ranking_gold_set,
+    ranking_restore,
+)
 from config.errors import NotFound
 
 
@@ -129,3 +138,74 @@ class RankingGoldSetApi(APIView):
             ranking=ranking, is_gold=data.validated_data["is_gold"], actor=request.user
         )
         return Response(RankingGoldOutputSerializer(ranking).data)
+
+
+def _ranking_for_reviewer(*, request, ranking_id: int) -> Ranking:
+    ranking = Ranking.objects.select_related("prompt").filter(pk=ranking_id).first()
+    if ranking is None:
+        raise NotFound("no such ranking", code="ranking_not_found")
+    project_for_role(user=request.user, project_id=ranking.prompt.project_id, minimum=Role.REVIEWER)
+    return ranking
+
+
+class RankingExcludeApi(APIView):
+    """Leave a ranking out of exports, agreement and training, with a reason (reviewers and admins).
+
+    The ranking is kept; its slot returns to the queue; restore undoes it.
+    """
+
+    @extend_schema(
+        operation_id="ranking_exclude",
+        request=QualityReasonInputSerializer,
+        responses={200: RankingQualityOutputSerializer},
+    )
+    def post(self, request, ranking_id: int):
+        _ranking_for_reviewer(request=request, ranking_id=ranking_id)
+        data = QualityReasonInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ranking = ranking_exclude(
+            ranking_id=ranking_id, actor=request.user, reason=data.validated_data["reason"]
+        )
+        return Response(RankingQualityOutputSerializer(ranking).data)
+
+
+class RankingRestoreApi(APIView):
+    """Count an excluded or rejected ranking again (reviewers and admins)."""
+
+    @extend_schema(
+        operation_id="ranking_restore",
+        request=QualityReasonInputSerializer,
+        responses={200: RankingQualityOutputSerializer},
+    )
+    def post(self, request, ranking_id: int):
+        _ranking_for_reviewer(request=request, ranking_id=ranking_id)
+        data = QualityReasonInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ranking = ranking_restore(
+            ranking_id=ranking_id, actor=request.user, reason=data.validated_data["reason"]
+        )
+        return Response(RankingQualityOutputSerializer(ranking).data)
+
+
+class PromptMoreRankingsApi(APIView):
+    """Ask for more rankings of a prompt than the project's overlap (reviewers and admins)."""
+
+    @extend_schema(
+        operation_id="prompt_more_rankings",
+        request=PromptMoreRankingsInputSerializer,
+        responses={200: PromptMoreRankingsOutputSerializer},
+    )
+    def post(self, request, prompt_id: int):
+        project_id = Prompt.objects.filter(pk=prompt_id).values_list("project_id", flat=True).first()
+        if project_id is None:
+            raise NotFound("no such prompt", code="prompt_not_found")
+        project_for_role(user=request.user, project_id=project_id, minimum=Role.REVIEWER)
+        data = PromptMoreRankingsInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        prompt = prompt_more_rankings(
+            prompt_id=prompt_id,
+            actor=request.user,
+            extra=data.validated_data["extra"],
+            reason=data.validated_data["reason"],
+        )
+        return Response(PromptMoreRankingsOutputSerializer(prompt).data)

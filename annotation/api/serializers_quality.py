@@ -109,3 +109,25 @@ class RankingGoldOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     prompt = serializers.IntegerField(source="prompt_id")
     is_gold = serializers.BooleanField()
+
+
+class QualityReasonInputSerializer(serializers.Serializer):
+    # Blank allowed here so that the service answers a missing reason with its own message.
+    reason = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+
+
+class RankingQualityOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    prompt = serializers.IntegerField(source="prompt_id")
+    quality_state = serializers.CharField(help_text="counted, under_review, rejected or excluded.")
+
+
+class PromptMoreRankingsInputSerializer(QualityReasonInputSerializer):
+    extra = serializers.IntegerField(
+        help_text="Rankings wanted beyond the project's overlap (0 takes it back)."
+    )
+
+
+class PromptMoreRankingsOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    extra_rankings = serializers.IntegerField()
