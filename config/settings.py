@@ -409,6 +409,11 @@ REWARD_MODEL_ARTIFACT_DIR = Path(env.str("REWARD_MODEL_ARTIFACT_DIR", default=st
 # A training run whose worker has not reported for this long is taken for dead: the recovery job
 # re-sends it and the next worker takes it over. Training beats from a thread every few seconds.
 REWARD_MODEL_STALE_SECONDS = _integer("REWARD_MODEL_STALE_SECONDS", 120, minimum=3)
+# Share of a project's prompts frozen, when it first trains, as the evaluation set that every
+# reward-model version is measured on and none trains on (rewards/services/evaluation_set.py).
+REWARD_MODEL_EVALUATION_SHARE = _number("REWARD_MODEL_EVALUATION_SHARE", 0.1, integer=False)
+if REWARD_MODEL_EVALUATION_SHARE >= 1:
+    raise ImproperlyConfigured("REWARD_MODEL_EVALUATION_SHARE must be below 1 (a share of the prompts).")
 EXPORT_DIR = Path(env.str("EXPORT_DIR", default=str(VAR_DIR / "exports")))
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()

@@ -3,6 +3,7 @@ for retraining, and the data to train on."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -12,7 +13,7 @@ from django.db.models import F, QuerySet
 from annotation.models import Candidate, Comparison, Demonstration, Project, Prompt, Ranking
 from config.errors import NotFound
 from rewards.ml.examples import RankingExample
-from rewards.models import CandidateScore, RewardModel, RewardModelStatus
+from rewards.models import CandidateScore, EvaluationPrompt, RewardModel, RewardModelStatus
 
 IN_FLIGHT = (RewardModelStatus.QUEUED, RewardModelStatus.RUNNING)
 
@@ -161,37 +162,25 @@ class TrainingData:
 
 
 def training_data(*, project: Project, cutoff: datetime) -> TrainingData:
-    """Every ranking of the project made up to `cutoff`, as training elements, plus demonstrations.
+    """Every ranking of the project made up to `cutoff`, as training elements, plus demonstrations;
+    none of a prompt in the project's frozen evaluation set (selectors/evaluation.py reads those).
 
     Order ids are mapped to indices into each ranking's answers; held-out validation later
     groups by prompt id. Rankings whose candidates have vanished are skipped.
     """
-    rankings = list(
+    frozen = evaluation_prompt_ids(project=project)
+    rankings = (
         Ranking.objects.filter(prompt__project=project, created_at__lte=cutoff)
+        .exclude(prompt_id__in=frozen)
         .select_related("prompt")
         .order_by("id")
     )
-    candidate_ids = {cid for ranking in rankings for group in ranking.order for cid in group}
-    texts = dict(Candidate.objects.filter(pk__in=candidate_ids).values_list("id", "text"))
-    examples: list[RankingExample] = []
-    skipped = 0
-    sources: dict[str, int] = {}
-    for ranking in rankings:
-        flat = [cid for group in ranking.order for cid in group]
-        if not flat or any(cid not in texts for cid in flat):
-            skipped += 1
-            continue
-        index = {cid: position for position, cid in enumerate(flat)}
-        examples.append(
-            RankingExample(
-                prompt_key=str(ranking.prompt_id),
-                turns=ranking.prompt.turns,
-                answers=[texts[cid] for cid in flat],
-                order=[[index[cid] for cid in group] for group in ranking.order],
-            )
-        )
-        sources[ranking.source] = sources.get(ranking.source, 0) + 1
-    comparisons = Comparison.objects.filter(prompt__project=project, created_at__lte=cutoff).count()
+    examples, _answer_ids, skipped, sources = rankings_as_examples(rankings)
+    comparisons = (
+        Comparison.objects.filter(prompt__project=project, created_at__lte=cutoff)
+        .exclude(prompt_id__in=frozen)
+        .count()
+    )
     demonstrations = [
         (turns, text)
         for turns, text in Demonstration.objects.filter(
@@ -209,6 +198,44 @@ def training_data(*, project: Project, cutoff: datetime) -> TrainingData:
     }
     return TrainingData(
         examples=examples, demonstrations=demonstrations, summary=summary, comparisons=comparisons
+    )
+
+
+def rankings_as_examples(
+    rankings: Iterable[Ranking],
+) -> tuple[list[RankingExample], list[list[int]], int, dict[str, int]]:
+    """Rankings (with their prompt) as training elements: (examples, the candidate id of each
+    example's answers, how many were skipped because a candidate has vanished, counts by source)."""
+    rankings = list(rankings)
+    candidate_ids = {cid for ranking in rankings for group in ranking.order for cid in group}
+    texts = dict(Candidate.objects.filter(pk__in=candidate_ids).values_list("id", "text"))
+    examples: list[RankingExample] = []
+    answer_ids: list[list[int]] = []
+    skipped = 0
+    sources: dict[str, int] = {}
+    for ranking in rankings:
+        flat = [cid for group in ranking.order for cid in group]
+        if not flat or any(cid not in texts for cid in flat):
+            skipped += 1
+            continue
+        index = {cid: position for position, cid in enumerate(flat)}
+        examples.append(
+            RankingExample(
+                prompt_key=str(ranking.prompt_id),
+                turns=ranking.prompt.turns,
+                answers=[texts[cid] for cid in flat],
+                order=[[index[cid] for cid in group] for group in ranking.order],
+            )
+        )
+        answer_ids.append(flat)
+        sources[ranking.source] = sources.get(ranking.source, 0) + 1
+    return examples, answer_ids, skipped, sources
+
+
+def evaluation_prompt_ids(*, project: Project) -> QuerySet[EvaluationPrompt, int]:
+    """The ids of the prompts in the project's frozen evaluation set, as a subquery."""
+    return EvaluationPrompt.objects.filter(evaluation_set__project=project).values_list(
+        "prompt_id", flat=True
     )
 
 

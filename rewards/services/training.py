@@ -22,11 +22,15 @@ from django.db import connection
 from django.utils import timezone
 
 from config.celery import worker_stop_requested
-from rewards.ml.artifacts import artifact_save
+from rewards.ml.artifacts import LoadedRewardModel, artifact_save
 from rewards.ml.config import TrainConfig
-from rewards.ml.train import NoTrainingData, train
+from rewards.ml.evaluation import ScoredRanking, evaluation_report
+from rewards.ml.scoring import texts_score
+from rewards.ml.train import NoTrainingData, TrainResult, train
 from rewards.models import RewardModel
+from rewards.selectors.evaluation import EvaluationData, evaluation_data
 from rewards.selectors.reward_models import training_data
+from rewards.services.evaluation_set import evaluation_set_sync
 from rewards.services.runs import (
     reward_model_fail,
     reward_model_heartbeat,
@@ -169,14 +173,30 @@ def _train_and_save(reward_model: RewardModel, *, folder: Path, heartbeat: _Hear
     # Checked again where the backbone is read: the run's config may have been edited in the database.
     config = TrainConfig.from_overrides(reward_model.config, backbone_dirs=settings.MODEL_DIRS)
     heartbeat(0.0, "reading rankings")
+    evaluation_set = evaluation_set_sync(project=reward_model.project)
     cutoff = timezone.now()
     data = training_data(project=reward_model.project, cutoff=cutoff)
+    evaluation = evaluation_data(evaluation_set=evaluation_set, cutoff=cutoff)
     reward_model_record_data(
-        reward_model_id=reward_model.pk, summary=data.summary, cutoff=cutoff, comparisons=data.comparisons
+        reward_model_id=reward_model.pk,
+        summary={**data.summary, "evaluation": evaluation.summary},
+        cutoff=cutoff,
+        comparisons=data.comparisons,
     )
     threads_before = torch.get_num_threads()
     try:
-        result = train(data.examples, config=config, normalise_on=data.demonstrations, progress=heartbeat)
+        # Validation is the frozen set, so every version's figure is on the same comparisons; a
+        # project whose set has no ranking yet falls back to holding out prompts of the training data.
+        result = train(
+            data.examples,
+            config=config,
+            validation=evaluation.examples or None,
+            normalise_on=data.demonstrations,
+            progress=heartbeat,
+        )
+        heartbeat(0.99, "measuring on the evaluation set")
+        result.metrics["validation_source"] = "evaluation_set" if evaluation.examples else "held_out"
+        result.metrics["evaluation"] = _evaluation_measure(result, config=config, evaluation=evaluation)
     finally:  # a project's num_threads is process-wide in torch: give the worker its own back
         torch.set_num_threads(threads_before)
     heartbeat(0.995, "saving the model")
@@ -194,3 +214,28 @@ def _train_and_save(reward_model: RewardModel, *, folder: Path, heartbeat: _Hear
     )
     if finished is None:
         raise TrainingStopped("the run was cancelled, failed or taken over while saving")
+
+
+def _evaluation_measure(result: TrainResult, *, config: TrainConfig, evaluation: EvaluationData) -> dict:
+    """The trained model's measures on the evaluation set (rewards/ml/evaluation.py), scored as the
+    saved model scores: float32, demonstrations averaging 0. Each distinct answer is scored once."""
+    loaded = LoadedRewardModel(model=result.model, tokenizer=result.tokenizer, config=config, meta={})
+    items: dict[int, tuple[list[dict[str, str]], str]] = {}
+    for example, ids in zip(evaluation.examples, evaluation.answer_ids, strict=True):
+        for candidate_id, answer in zip(ids, example.answers, strict=True):
+            items.setdefault(candidate_id, (example.turns, answer))
+    scores = dict(zip(items, texts_score(loaded, list(items.values())), strict=True))
+    scored = [
+        ScoredRanking(
+            prompt_key=example.prompt_key,
+            order=order,
+            scores={candidate_id: scores[candidate_id] for candidate_id in ids},
+        )
+        for example, ids, order in zip(
+            evaluation.examples, evaluation.answer_ids, evaluation.orders, strict=True
+        )
+    ]
+    return {
+        **evaluation.summary,
+        **evaluation_report(scored, labeler_labeler=evaluation.labeler_labeler),
+    }

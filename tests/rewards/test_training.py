@@ -101,7 +101,9 @@ def test_a_run_becomes_the_active_version_and_scores_every_candidate(
     finished = reward_model_train(reward_model_id=run.pk)
     assert finished.status == RewardModelStatus.SUCCEEDED, finished.error
     assert finished.version == 1 and finished.is_active
-    assert finished.data_summary["rankings"] == 12 and finished.comparisons_seen == 12 * 5
+    # The frozen evaluation set's rankings are read beside the training data, never into it.
+    trained, frozen = finished.data_summary["rankings"], finished.data_summary["evaluation"]["rankings"]
+    assert trained + frozen == 12 and frozen > 0 and finished.comparisons_seen == trained * 5
     assert finished.data_summary["demonstrations"] == 1
     epoch = finished.metrics["epochs"][0]
     assert {"train_loss", "val_loss", "val_accuracy"} <= set(epoch)
