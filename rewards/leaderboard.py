@@ -31,7 +31,7 @@ give intervals too narrow), with a seeded generator so the same data give the sa
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -215,11 +215,13 @@ def leaderboard_compute(
     confidence: float = 0.95,
     prior_sd: float | None = PRIOR_SD,
     tie_prior_sd: float | None = TIE_PRIOR_SD,
+    progress: Callable[[float], None] | None = None,
 ) -> Leaderboard:
     """Strengths, `confidence` bootstrap intervals from `resamples` cluster resamples, and matrices.
 
     Deterministic for given outcomes and seed (whatever the outcomes' order within a cluster).
-    resamples=0 gives intervals equal to the point estimate.
+    resamples=0 gives intervals equal to the point estimate. `progress`, if given, is called with
+    the share of the fits done (0 to 1) after the point fit and after each chunk of resamples.
     """
     if not outcomes:
         raise ValueError("no outcomes to rank generators by")
@@ -232,6 +234,8 @@ def leaderboard_compute(
         prior_sd=prior_sd,
         tie_prior_sd=tie_prior_sd,
     )[0]
+    if progress is not None:
+        progress(1.0 / (resamples + 1))
     low, high = fit[:count].clone(), fit[:count].clone()
     if resamples > 0:
         generator = torch.Generator().manual_seed(seed)
@@ -252,6 +256,8 @@ def leaderboard_compute(
                 tie_prior_sd=tie_prior_sd,
             )
             fitted.append(resampled[:, :count])
+            if progress is not None:
+                progress((start + size + 1) / (resamples + 1))
         strengths = torch.cat(fitted)
         tail = (1.0 - confidence) / 2
         low = torch.quantile(strengths, tail, dim=0)
