@@ -55,6 +55,7 @@ app.conf.update(
         "rewards.reward_model_train": {"queue": "training"},
         "rewards.candidates_score": {"queue": "training"},
         "rewards.queue_orders_refresh": {"queue": "default"},
+        "rewards.leaderboard_compute": {"queue": "default"},
     },
     # The hard time limit is CELERY_TASK_TIME_LIMIT from the settings; each task declares its own
     # with `time_limits`, never above it.

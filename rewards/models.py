@@ -130,3 +130,60 @@ class EvaluationPrompt(models.Model):
     evaluation_set = models.ForeignKey(EvaluationSet, on_delete=models.CASCADE, related_name="members")
     prompt = models.OneToOneField(Prompt, on_delete=models.CASCADE, related_name="evaluation_membership")
     added_at = models.DateTimeField(auto_now_add=True)
+
+
+class LeaderboardRunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class LeaderboardRun(models.Model):
+    """One computation of the project's generator leaderboard (rewards/leaderboard.py) from the
+    counted rankings up to a data cut-off; a done run is the cached answer while the data stay the
+    same (rewards/services/leaderboard_runs.py)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="leaderboard_runs")
+    status = models.CharField(
+        max_length=20, choices=LeaderboardRunStatus.choices, default=LeaderboardRunStatus.QUEUED
+    )
+    progress = models.FloatField(default=0.0, help_text="0 to 1.")
+    # The newest counted ranking included; None when the project has none yet.
+    cutoff = models.DateTimeField(null=True, blank=True)
+    # The cut-off, the count of counted rankings, the latest quality action on a ranking and the
+    # active reward-model version: the run answers for the project while these stay the same.
+    data_key = models.CharField(max_length=200)
+    reward_model = models.ForeignKey(
+        RewardModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resamples = models.PositiveIntegerField()
+    seed = models.IntegerField(default=0)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # When the task reached the broker; empty while it has not (the next request sends it again).
+    task_sent_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last progress from the worker.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="leaderboard_run_one_at_a_time",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(progress__gte=0, progress__lte=1), name="leaderboard_run_progress"
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "data_key"], name="leaderboard_run_data_key")]
+
+    def __str__(self) -> str:
+        return f"{self.project} leaderboard run {self.pk} ({self.status})"

@@ -8,6 +8,7 @@ from celery import shared_task
 
 from config.celery import time_limits
 from config.errors import Conflict, NotFound
+from rewards.services.leaderboard_compute import leaderboard_run_compute
 from rewards.services.queue_order import queue_orders_refresh as queue_orders_refresh_service
 from rewards.services.retraining import reward_models_retrain_due as retrain_due_service
 from rewards.services.runs import reward_model_runs_recover as runs_recover_service
@@ -70,3 +71,15 @@ def queue_orders_refresh() -> dict[str, int]:
     """Periodic: store each project's queue-strategy order (from the reward model's stored scores and
     the labelers' rankings) on its prompts."""
     return {str(project_id): changed for project_id, changed in queue_orders_refresh_service().items()}
+
+
+# The bootstrap of 1000 resamples takes seconds; reading a large project's rankings, a minute.
+LEADERBOARD_SECONDS = 600
+
+
+@shared_task(name="rewards.leaderboard_compute", **time_limits(LEADERBOARD_SECONDS))
+def leaderboard_compute(run_id: int) -> str:
+    """Compute one queued leaderboard run (routed to the default queue: no model, little memory);
+    a duplicate message, or one for a finished run, does nothing."""
+    run = leaderboard_run_compute(run_id=run_id)
+    return run.status if run is not None else "skipped"
