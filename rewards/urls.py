@@ -3,7 +3,7 @@ draws, kept at its path under /quality/."""
 
 from django.urls import path
 
-from rewards.api import reward_models
+from rewards.api import leaderboard, reward_models
 
 PREFIX = "api/projects/<int:project_id>/reward-models/"
 
@@ -41,5 +41,16 @@ urlpatterns = [
         "api/projects/<int:project_id>/quality/reward-models/",
         reward_models.RewardModelHistoryApi.as_view(),
         name="quality-reward-model-history",
+    ),
+    # The dashboard's leaderboard panel finds these by name (reverse in the template).
+    path(
+        "api/projects/<int:project_id>/leaderboard",
+        leaderboard.LeaderboardApi.as_view(),
+        name="project-leaderboard",
+    ),
+    path(
+        "api/projects/<int:project_id>/leaderboard/refresh",
+        leaderboard.LeaderboardRefreshApi.as_view(),
+        name="project-leaderboard-refresh",
     ),
 ]
