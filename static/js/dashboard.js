@@ -103,6 +103,8 @@
         emptyMessage: "no loss curve yet"
       });
     }
+    // The frozen evaluation set's charts (static/js/dashboard_rm_evaluation.js), from the same runs.
+    if (window.drawRewardModelEvaluation) window.drawRewardModelEvaluation(runs);
     var running = runs.find(function (r) { return r.status === "queued" || r.status === "running"; });
     describeRuns(runs, running);
     if (progressBox) {
@@ -129,8 +131,9 @@
     if (running) {
       parts.push("Run " + running.id + " is " + running.status + ".");
     } else if (finished && finished.status === "succeeded") {
+      var held = finished.validation_source === "evaluation_set" ? " pairs of the frozen evaluation set" : " held-out pairs";
       var size = finished.validation_pairs !== null && finished.validation_pairs !== undefined
-        ? " on " + finished.validation_pairs + " held-out pairs" + (finished.validation_prompts ? " from " + finished.validation_prompts + " prompts" : "")
+        ? " on " + finished.validation_pairs + held + (finished.validation_prompts ? " from " + finished.validation_prompts + " prompts" : "")
         : "";
       parts.push("The last run trained version v" + finished.version + ": validation accuracy " + pct(finished.validation_accuracy) + size + ".");
     } else if (finished) {
