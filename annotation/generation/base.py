@@ -1,13 +1,14 @@
 """What every generation backend promises: n completions of one conversation, each with provenance.
 
-A backend is a small object with a `name`, a `model_name` and `generate()`. The services pick one
+A backend is a small object with a `name`, a `model_name`, `generate()` and `stream()` (the same
+completions, handed out piece by piece as they are sampled, for the live converse task). The services pick one
 per project (see `annotation.services.generation`), handing it its settings, and store what it
 returns; nothing in this package touches the database or reads Django settings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -55,6 +56,20 @@ class Completion:
     finish_reason: str = ""
 
 
+@dataclass(frozen=True)
+class StreamEvent:
+    """One piece of a streamed answer: `text` to append to slot `slot`'s preview (may be "").
+
+    `slot` indexes the seeds handed to `stream()`. The slot's last event has `done` True and carries
+    its `completion`; every other event has `done` False and `completion` None.
+    """
+
+    slot: int
+    text: str
+    done: bool = False
+    completion: Completion | None = None
+
+
 class GenerationBackend(Protocol):
     name: str
     model_name: str
@@ -67,4 +82,20 @@ class GenerationBackend(Protocol):
 
     def sampling_record(self, *, sampling: SamplingParams) -> dict[str, Any]:
         """The parameters to store with each candidate: enough to reproduce it with its seed."""
+        ...
+
+    def stream(
+        self, *, turns: list[dict[str, str]], sampling: SamplingParams, seeds: Sequence[int]
+    ) -> Iterator[StreamEvent]:
+        """The answers for all seeds at once, as they are sampled: one slot per seed, in seed order.
+
+        Events of different slots interleave. A slot's `text` pieces, joined, are a preview that
+        only ever grows (never text it will take back, so no stop sequence and no half of a
+        character); its final event's `completion.text` is the answer to store: the preview as
+        `completion_clean` leaves it. Every slot ends with exactly one `done` event.
+
+        Raises GenerationFailed or GenerationUnavailable from the iteration, possibly after some
+        events. Closing the iterator early (`close()`) stops the generation promptly and releases
+        what it holds (a model's lock, connections); a consumer that stops reading must close it.
+        """
         ...

@@ -12,12 +12,13 @@ import atexit
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from annotation.generation.base import Completion, GenerationFailed, SamplingParams
+from annotation.generation.base import Completion, GenerationFailed, SamplingParams, StreamEvent
+from annotation.generation.embedded_stream import samples_stream, stream_context_create
 from annotation.generation.formatting import (
     PROMPT_FORMAT,
     completion_clean,
@@ -43,6 +44,8 @@ class LoadedModel:
     llama: Any  # llama_cpp.Llama; typed loosely so importing this module does not load llama.cpp
     lock: threading.Lock
     load_seconds: float
+    # The multi-sequence context stream() samples on (see embedded_stream), made on first use.
+    stream_context: Any = None
 
 
 _models: dict[str, LoadedModel] = {}
@@ -221,3 +224,29 @@ class EmbeddedBackend:
                     )
                 )
         return completions
+
+    def stream(
+        self, *, turns: list[dict[str, str]], sampling: SamplingParams, seeds: Sequence[int]
+    ) -> Iterator[StreamEvent]:
+        """All seeds' answers sampled together, token by token (see embedded_stream).
+
+        Holds the model's lock from the first event until the iterator ends or is closed, so a
+        generate() on the same model waits for the stream.
+        """
+        loaded = model_load(path=self.model_path, threads=self.threads, allowed_dirs=self.allowed_dirs)
+        prompt = turns_to_plain_text(turns=turns)
+        stop = stop_sequences_merge(project_stop=sampling.stop, base_model=True)
+        with loaded.lock:
+            if loaded.stream_context is None:
+                loaded.stream_context = stream_context_create(
+                    llama=loaded.llama, threads=loaded.llama.n_threads
+                )
+            yield from samples_stream(
+                llama=loaded.llama,
+                context=loaded.stream_context,
+                prompt=prompt,
+                stop=stop,
+                sampling=sampling,
+                seeds=seeds,
+                repeat_penalty=REPEAT_PENALTY,
+            )

@@ -11,6 +11,9 @@ before each batch of requests and each new connection's peer address is checked 
 rebinding cannot point an allowed name at the internal network. Redirects are never followed (a
 redirect could lead anywhere, with the key), and the environment's proxies and .netrc are ignored.
 
+`stream()` sends the same requests with `stream: true`, one thread per seed, and reads the events
+as they come (`annotation.generation.openai_stream`); the same hosts, timeouts and retries apply.
+
 The API key goes into the Authorization header and nowhere else: not in messages, logs, reprs or
 provenance. The server's error bodies are never copied into messages: they could be anything the
 target chose to answer, an internal service's page included.
@@ -22,8 +25,9 @@ the GENERATION_HTTP_* settings); this module reads no settings.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from typing import Any
@@ -34,9 +38,17 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from annotation.generation.base import Completion, GenerationFailed, GenerationUnavailable, SamplingParams
+from annotation.generation.base import (
+    Completion,
+    GenerationFailed,
+    GenerationUnavailable,
+    SamplingParams,
+    StreamEvent,
+)
 from annotation.generation.formatting import completion_clean
 from annotation.generation.hosts import HostPolicy
+from annotation.generation.openai_stream import chat_stream_emit, int_or_none, response_interrupt
+from annotation.generation.streaming import Emit, Producer, threads_merge
 
 logger = logging.getLogger(__name__)
 
@@ -129,18 +141,8 @@ class OpenAICompatibleBackend:
         self, *, turns: list[dict[str, str]], sampling: SamplingParams, seeds: Sequence[int]
     ) -> list[Completion]:
         def complete(seed: int) -> Completion:
-            payload: dict[str, Any] = {
-                "model": self.model_name,
-                "messages": turns,
-                "temperature": sampling.temperature,
-                "top_p": sampling.top_p,
-                "max_tokens": sampling.max_tokens,
-                "seed": seed,
-            }
-            if sampling.stop:
-                payload["stop"] = list(sampling.stop)
             started = time.perf_counter()
-            body = self._post(payload)
+            body = self._post(self._payload(turns=turns, sampling=sampling, seed=seed))
             return self._completion_parse(body, seed=seed, seconds=time.perf_counter() - started)
 
         self.host_policy.url_check(self.base_url)  # before the batch; each connection is checked too
@@ -150,14 +152,104 @@ class OpenAICompatibleBackend:
         with ThreadPoolExecutor(max_workers=min(len(seeds), self.concurrency)) as pool:
             return list(pool.map(complete, seeds))
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    def stream(
+        self, *, turns: list[dict[str, str]], sampling: SamplingParams, seeds: Sequence[int]
+    ) -> Iterator[StreamEvent]:
+        """All seeds' answers at once: one streamed request per seed, each read by its own thread.
+
+        Every seed's request starts at once, whatever `concurrency` says: the labeler watches all K
+        answers grow together. Requests are retried like generate()'s until the server answers 2xx;
+        a connection lost after that raises GenerationUnavailable (the text already shown cannot be
+        taken back by a silent retry). Closing the iterator shuts the connections.
+        """
+        self.host_policy.url_check(self.base_url)  # before the batch; each connection is checked too
+        responses: list[requests.Response] = []
+        responses_lock = threading.Lock()
+
+        def producer(slot: int, seed: int) -> Producer:
+            def produce(emit: Emit, cancelled: threading.Event) -> None:
+                payload = self._payload(turns=turns, sampling=sampling, seed=seed)
+                payload |= {"stream": True, "stream_options": {"include_usage": True}}
+                started = time.perf_counter()
+                response = self._send(payload, stream=True, cancelled=cancelled)
+                with responses_lock:
+                    responses.append(response)
+                try:
+                    if not cancelled.is_set():
+                        self._stream_read(response, slot=slot, seed=seed, started=started, emit=emit)
+                finally:
+                    response.close()
+
+            return produce
+
+        def connections_interrupt() -> None:
+            with responses_lock:
+                for response in responses:
+                    response_interrupt(response)
+
+        yield from threads_merge(
+            producers=[producer(slot, seed) for slot, seed in enumerate(seeds)],
+            on_close=connections_interrupt,
+        )
+
+    def _stream_read(
+        self, response: requests.Response, *, slot: int, seed: int, started: float, emit: Emit
+    ) -> None:
+        """Emit one slot's events from a streamed answer; its last event is the `done` one."""
+        if response.headers.get("Content-Type", "").startswith("application/json"):
+            # A server that does not stream answers with the whole completion: one piece.
+            try:
+                body = self._json(response)
+            except requests.RequestException as error:
+                raise GenerationUnavailable(
+                    f"lost the connection to {self._shown_url}: {type(error).__name__}"
+                ) from None
+            completion = self._completion_parse(body, seed=seed, seconds=time.perf_counter() - started)
+            emit(StreamEvent(slot=slot, text=completion.text, done=True, completion=completion))
+            return
+        chat_stream_emit(
+            response=response, shown_url=self._shown_url, slot=slot, seed=seed, started=started, emit=emit
+        )
+
+    def _payload(self, *, turns: list[dict[str, str]], sampling: SamplingParams, seed: int) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "model": self.model_name,
+            "messages": turns,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "max_tokens": sampling.max_tokens,
+            "seed": seed,
+        }
+        if sampling.stop:
+            payload["stop"] = list(sampling.stop)
+        return payload
+
+    def _headers(self, *, accept: str = "application/json") -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": accept}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         return headers
 
     def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
         """POST with retries; returns the decoded JSON body or raises a GenerationFailed subclass."""
+        return self._json(self._send(payload))
+
+    def _json(self, response: requests.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise GenerationFailed(
+                f"{self._shown_url} answered {response.status_code} with a body that is not JSON"
+            ) from None
+
+    def _send(
+        self, payload: dict[str, Any], *, stream: bool = False, cancelled: threading.Event | None = None
+    ) -> requests.Response:
+        """POST with retries; returns a 2xx response or raises a GenerationFailed subclass.
+
+        With `stream` the body is left unread for the caller (who closes the response). A set
+        `cancelled` ends the waits between attempts early, with GenerationUnavailable.
+        """
         problem = ""
         for attempt in range(1, self.max_attempts + 1):
             retry_after: float | None = None
@@ -165,9 +257,10 @@ class OpenAICompatibleBackend:
                 response = self._session.post(
                     self.endpoint,  # the real URL; messages below show _shown_url
                     json=payload,
-                    headers=self._headers(),
+                    headers=self._headers(accept="text/event-stream" if stream else "application/json"),
                     timeout=(self.connect_timeout, self.read_timeout),
                     allow_redirects=False,
+                    stream=stream,
                 )
             except requests.Timeout:
                 problem = f"{self._shown_url} timed out (connect {self.connect_timeout:g} s, read {self.read_timeout:g} s)"
@@ -179,12 +272,7 @@ class OpenAICompatibleBackend:
                 ) from None
             else:
                 if response.status_code < 300:
-                    try:
-                        return response.json()
-                    except ValueError:
-                        raise GenerationFailed(
-                            f"{self._shown_url} answered {response.status_code} with a body that is not JSON"
-                        ) from None
+                    return response
                 status = _status_text(response.status_code)
                 response.close()  # the body is never read: it is not ours to show
                 if 300 <= response.status_code < 400:
@@ -205,7 +293,10 @@ class OpenAICompatibleBackend:
             if attempt < self.max_attempts:
                 delay = retry_after if retry_after is not None else self.backoff_seconds * 2 ** (attempt - 1)
                 logger.warning("generation request attempt %d/%d: %s", attempt, self.max_attempts, problem)
-                time.sleep(delay)
+                if cancelled is None:
+                    time.sleep(delay)
+                elif cancelled.wait(delay):
+                    raise GenerationUnavailable(f"{problem} (cancelled before attempt {attempt + 1})")
         raise GenerationUnavailable(f"{problem} (after {self.max_attempts} attempts)")
 
     def _completion_parse(self, body: Any, *, seed: int, seconds: float) -> Completion:
@@ -222,8 +313,8 @@ class OpenAICompatibleBackend:
         return Completion(
             text=completion_clean(text=content),
             seed=seed,
-            prompt_tokens=_int_or_none(usage.get("prompt_tokens")),
-            completion_tokens=_int_or_none(usage.get("completion_tokens")),
+            prompt_tokens=int_or_none(usage.get("prompt_tokens")),
+            completion_tokens=int_or_none(usage.get("completion_tokens")),
             seconds=seconds,
             finish_reason=str(choice.get("finish_reason") or ""),
         )
@@ -283,7 +374,3 @@ def _retry_after_seconds(value: str | None) -> float | None:
         return max(0.0, min(float(value), RETRY_AFTER_CAP_SECONDS))
     except ValueError:
         return None  # an HTTP date: fall back to our own backoff
-
-
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and value >= 0 else None

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -113,9 +114,16 @@ def free_port() -> int:
 
 
 def llama_server_start(
-    *, model: Path, api_key: str, log_path: Path, timeout_seconds: float = 120.0
+    *,
+    model: Path,
+    api_key: str,
+    log_path: Path,
+    timeout_seconds: float = 120.0,
+    extra_arguments: Sequence[str] = (),
 ) -> tuple[subprocess.Popen, str]:
-    """Start `python -m llama_cpp.server` on a free loopback port; return it once it answers."""
+    """Start `python -m llama_cpp.server` on a free loopback port; return it once it answers.
+
+    `extra_arguments` go after the standard ones (another server setting, say)."""
     port = free_port()
     log = log_path.open("wb")
     process = subprocess.Popen(
@@ -138,6 +146,7 @@ def llama_server_start(
             "snoozy",
             "--api_key",
             api_key,
+            *extra_arguments,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

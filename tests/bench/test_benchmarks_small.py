@@ -249,6 +249,38 @@ def test_generation_small(tmp_path):
     )
 
 
+@pytest.mark.slow
+def test_generation_stream_small(tmp_path):
+    """The embedded batched stream against llama.cpp's one-answer stream, a few tokens each."""
+    result, output = run_benchmark("generation_stream.py", json_out=tmp_path / "out.json")
+
+    assert_printed(
+        output,
+        r"^prompt\s+path\s+run\s+tokens\s+seconds\s+tokens/s",
+        r"^tokens/s, best run per prompt: batched K=2 [\d.]+, single [\d.]+, sequential K=2 [\d.]+",
+        r"^batched_over_single: [\d.]+",
+    )
+    assert_keys(
+        result,
+        {
+            "small",
+            "k",
+            "max_tokens",
+            "threads",
+            "model",
+            "batched_tokens_per_s",
+            "single_tokens_per_s",
+            "sequential_tokens_per_s",
+            "batched_over_single",
+            "rows",
+        },
+        "generation_stream JSON",
+    )
+    assert result["small"] is True and result["k"] == 2
+    assert {row["path"] for row in result["rows"]} == {"batched", "single", "sequential"}
+    assert all(row["tokens"] > 0 for row in result["rows"])
+
+
 def _preference_pairs(path: Path, count: int) -> Path:
     """A few short preference pairs in TRL's conversational format, so the test needs no data folder."""
     lines = []
