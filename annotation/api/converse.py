@@ -111,7 +111,9 @@ def live_events(*, assignment_id: int) -> Iterator[str]:
 def _converse_assignment(*, request: Request, assignment_id: int) -> None:
     assignment = assignment_get_for_labeler(assignment_id=assignment_id, labeler=request.user)
     if assignment.kind != TaskKind.CONVERSE:
-        raise NotFound(f"assignment {assignment_id} is not a converse task", code="not_converse")
+        raise ValidationFailed(
+            f"assignment {assignment_id} is a {assignment.kind} task, not converse", code="wrong_kind"
+        )
 
 
 class ConverseOpenApi(APIView):

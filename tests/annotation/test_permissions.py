@@ -104,12 +104,22 @@ ENDPOINT_CLASS_BY_NAME: dict[str, str] = {
     "api-labeler-skip": "labeler_own_assignment",
     "api-labeler-demonstration-submit": "labeler_own_assignment",
     "api-labeler-ranking-submit": "labeler_own_assignment",
+    "api-labeler-converse-open": "labeler_self",
+    "api-labeler-live": "labeler_own_assignment",
+    "api-labeler-live-stream": "labeler_own_assignment",
+    "api-labeler-live-retry": "labeler_own_assignment",
+    "api-labeler-turn-submit": "labeler_own_assignment",
     # Object-scoped views that check the object's project through permissions.project_for_role.
     "export-job-detail": "project_admin",
     "export-job-download": "project_admin",
     "export-job-card": "project_admin",
     "prompt-import-detail": "project_admin",
     "ranking-gold-set": "project_admin",
+    # Triage: reviewers act as well as read.
+    "project-triage": "project_reviewer_read",
+    "ranking-exclude": "project_reviewer_read",
+    "ranking-restore": "project_reviewer_read",
+    "prompt-more-rankings": "project_reviewer_read",
     # Lists only what the caller reviews (projects_for_role): anyone signed in, an outsider gets none.
     "reward-model-active-list": "labeler_self",
 }
