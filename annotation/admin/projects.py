@@ -19,7 +19,7 @@ from annotation.admin.prompts import prompt_import_job_page, prompt_import_page
 from annotation.admin.scoping import ProjectScopedAdminMixin
 from annotation.generation.base import GenerationFailed
 from annotation.models import Membership, Project
-from annotation.models.projects import GenerationBackend
+from annotation.models.projects import GenerationBackend, RankingLayout
 from annotation.permissions import user_sees_every_project
 from annotation.services.generation import generation_base_url_check, generation_model_path_check
 
@@ -36,6 +36,13 @@ class ProjectAdminForm(forms.ModelForm):
         ),
     )
     clear_generation_api_key = forms.BooleanField(required=False, label="Clear API key")
+    # Not required: a form posted without it (a script written before the field) keeps the stored layout.
+    ranking_layout = forms.ChoiceField(
+        choices=RankingLayout.choices,
+        required=False,
+        initial=RankingLayout.AUTO,
+        help_text=Project._meta.get_field("ranking_layout").help_text,
+    )
 
     class Meta:
         model = Project
@@ -47,8 +54,18 @@ class ProjectAdminForm(forms.ModelForm):
             raise forms.ValidationError('Give a JSON list of non-empty strings, e.g. ["\\nQuestion:"].')
         return value
 
+    def clean_ranking_layout(self) -> str:
+        return self.cleaned_data.get("ranking_layout") or self.instance.ranking_layout or RankingLayout.AUTO
+
     def clean(self):
         cleaned = super().clean()
+        k = cleaned.get("k")  # absent when K itself is invalid: its own error says so
+        if cleaned.get("ranking_layout") == RankingLayout.SIDE_BY_SIDE and k is not None and k != 2:
+            # The database refuses it too, but as an IntegrityError: say what to change instead.
+            self.add_error(
+                "ranking_layout",
+                f"Side by side shows exactly two answers: set K to 2, or choose 'list' or 'auto' (K is {k}).",
+            )
         if cleaned.get("generation_backend") == GenerationBackend.OPENAI:
             # Refused here rather than discovered later as an error on every prompt.
             if not cleaned.get("generation_base_url"):
@@ -136,6 +153,7 @@ class ProjectAdmin(ProjectScopedAdminMixin, admin.ModelAdmin):
                     "demonstrations_per_prompt",
                     "min_demonstration_chars",
                     "ratings_required",
+                    "ranking_layout",
                     "lease_seconds",
                 ]
             },

@@ -68,6 +68,12 @@ class ExportFiltersSerializer(ExportOptionsSerializer):
     min_agreement = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
     consensus_only = serializers.BooleanField(required=False, default=False)
     exclude_flagged = serializers.BooleanField(required=False, default=False)
+    exclude_none_acceptable = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Drop the rankings (and their pairs) whose labeler found no answer acceptable; "
+        "by default they are kept.",
+    )
     anonymise = serializers.BooleanField(
         required=False,
         default=False,
@@ -108,6 +114,11 @@ class ExportStreamQuerySerializer(ExportStartInputSerializer, ExportOptionsSeria
     min_agreement = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
     consensus_only = serializers.BooleanField(required=False, default=False)
     exclude_flagged = serializers.BooleanField(required=False, default=False)
+    exclude_none_acceptable = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Drop the rankings (and their pairs) whose labeler found no answer acceptable.",
+    )
     anonymise = serializers.BooleanField(
         required=False,
         default=False,

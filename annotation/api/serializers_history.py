@@ -34,6 +34,9 @@ class HistoryRankingSerializer(serializers.Serializer):
         child=HistoryAnswerSerializer(many=True), help_text="Tie groups of answers, best first."
     )
     comment = serializers.CharField(allow_blank=True)
+    none_acceptable = serializers.BooleanField(
+        help_text="You found none of the answers acceptable (the order still ranks them)."
+    )
 
 
 class HistoryDemonstrationSerializer(serializers.Serializer):

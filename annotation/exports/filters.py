@@ -24,6 +24,7 @@ FILTER_KEYS = (
             "min_agreement",
             "consensus_only",
             "exclude_flagged",
+            "exclude_none_acceptable",
             "anonymise",
         }
     )
@@ -40,7 +41,9 @@ class ExportFilters:
     `min_agreement` (0-1) keeps prompts whose rankings agree pairwise at least that often; prompts
     ranked once have no agreement and are dropped. `consensus_only` replaces each prompt's rankings by
     the consensus (ranked pairs, see selectors/consensus.py). `exclude_flagged` drops every answer any
-    labeler flagged. `anonymise` replaces labeler names by pseudonyms (see LabelerNames).
+    labeler flagged. `exclude_none_acceptable` drops the rankings (and their pairs) whose labeler found
+    no answer acceptable; by default they are kept, since their order still says which answer is
+    less bad. `anonymise` replaces labeler names by pseudonyms (see LabelerNames).
     """
 
     date_from: datetime | None = None
@@ -49,6 +52,7 @@ class ExportFilters:
     min_agreement: float | None = None
     consensus_only: bool = False
     exclude_flagged: bool = False
+    exclude_none_acceptable: bool = False
     anonymise: bool = False
     pair_policy: str = "all"
     tie_policy: str = "drop"
@@ -208,6 +212,9 @@ def export_filters_parse(*, raw: dict[str, Any] | None) -> ExportFilters:
         min_agreement=_parse_fraction(raw.get("min_agreement")),
         consensus_only=_parse_bool(raw.get("consensus_only"), name="consensus_only"),
         exclude_flagged=_parse_bool(raw.get("exclude_flagged"), name="exclude_flagged"),
+        exclude_none_acceptable=_parse_bool(
+            raw.get("exclude_none_acceptable"), name="exclude_none_acceptable"
+        ),
         anonymise=_parse_bool(raw.get("anonymise"), name="anonymise"),
         **export_options_parse(raw=raw, parse_bool=_parse_bool),
     )

@@ -159,6 +159,7 @@ def render_rankings(batch: SourceBatch) -> list[dict[str, Any]]:
                         "labeler": batch.names[r["labeler_id"]],
                         "source": r["source"],
                         "is_gold": r["is_gold"],
+                        "none_acceptable": r["none_acceptable"],
                         "order": r["order"],
                         "items": r["items"],
                         "comment": r["comment"],

@@ -109,7 +109,16 @@ _OPTIONS_BY_KIND = {
 _SPLIT_OPTIONS = {"test_fraction", "split_output"}
 # Filters that make no sense for a format kind (they would be silently ignored).
 _FILTERS_REFUSED_BY_KIND = {
-    "prompts": ("labelers", "min_agreement", "consensus_only", "exclude_flagged", "anonymise"),
+    "prompts": (
+        "labelers",
+        "min_agreement",
+        "consensus_only",
+        "exclude_flagged",
+        "exclude_none_acceptable",
+        "anonymise",
+    ),
+    # A demonstration is no ranking: nothing in it can be marked none acceptable.
+    "demonstrations": ("exclude_none_acceptable",),
 }
 
 

@@ -58,6 +58,7 @@ _RANKING = pa.struct(
         ("labeler", pa.string()),
         ("source", pa.string()),
         ("is_gold", pa.bool_()),
+        ("none_acceptable", pa.bool_()),
         ("order", _ORDER),
         ("items", pa.list_(_ITEM)),
         ("comment", pa.string()),

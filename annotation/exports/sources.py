@@ -79,6 +79,10 @@ def _filter_common(queryset, *, project_id: int, filters: ExportFilters, labeler
         queryset = queryset.filter(created_at__lt=filters.date_to)
     if filters.labeler_ids is not None:
         queryset = queryset.filter(**{f"{labeler_field}__in": filters.labeler_ids})
+    if filters.exclude_none_acceptable:
+        # Rankings carry the mark themselves; comparisons through their ranking.
+        marked = "none_acceptable" if queryset.model is Ranking else "ranking__none_acceptable"
+        queryset = queryset.filter(**{marked: False})
     return queryset
 
 
@@ -256,6 +260,7 @@ def _ranking_groups(*, project_id: int, filters: ExportFilters) -> Iterator[list
             "comment",
             "seconds_spent",
             "is_gold",
+            "none_acceptable",
             "created_at",
         )
         .iterator(chunk_size=ITERATOR_CHUNK)

@@ -29,6 +29,7 @@ class RankingRow:
     order: list[list[int]]
     is_gold: bool
     created_at: datetime
+    none_acceptable: bool
     pairs: set[tuple[int, int]] = field(default_factory=set)
     ranks: dict[int, int] = field(default_factory=dict)
 
@@ -40,12 +41,16 @@ class AgreementReport:
     gold: dict[int, AgreementTally] = field(default_factory=lambda: defaultdict(AgreementTally))
     prompts: dict[int, AgreementTally] = field(default_factory=lambda: defaultdict(AgreementTally))
     days: dict[date, AgreementTally] = field(default_factory=lambda: defaultdict(AgreementTally))
+    # Rankings whose labeler found no answer acceptable: their orders agree or disagree like any
+    # other, but a prompt where many say so needs better answers, not more rankings.
+    none_acceptable: int = 0
+    none_acceptable_prompts: dict[int, int] = field(default_factory=lambda: defaultdict(int))
 
 
 def _ranking_groups(queryset) -> Iterator[list[RankingRow]]:
     rows = (
         queryset.order_by("prompt_id", "id")
-        .values_list("id", "prompt_id", "labeler_id", "order", "is_gold", "created_at")
+        .values_list("id", "prompt_id", "labeler_id", "order", "is_gold", "created_at", "none_acceptable")
         .iterator(chunk_size=ITERATOR_CHUNK)
     )
     for _prompt_id, group in groupby(rows, key=lambda row: row[1]):
@@ -57,7 +62,8 @@ def agreement_scan(
 ) -> AgreementReport:
     """One pass over a project's rankings (or only `prompt_ids`): project, per-labeler (against every
     other ranking of the same prompts), per-gold, per-day (by the later ranking of each pair) and, if
-    `keep_prompts`, per-prompt tallies. Gold rankings take part like any ranking, and each non-gold
+    `keep_prompts`, per-prompt tallies; and how many rankings (in all and per prompt) were marked
+    none acceptable. Gold rankings take part like any ranking, and each non-gold
     ranking is also compared with every gold ranking of its prompt for the gold tallies."""
     queryset = Ranking.objects.filter(prompt__project_id=project_id)
     if prompt_ids is not None:
@@ -67,6 +73,9 @@ def agreement_scan(
         for row in group:
             row.pairs = pair_set(row.order)
             row.ranks = rank_map(row.order)
+            if row.none_acceptable:
+                report.none_acceptable += 1
+                report.none_acceptable_prompts[row.prompt_id] += 1
         for first, second in combinations(group, 2):
             agreed, compared = pairwise_counts(first.pairs, second.pairs)
             tau = kendall_tau_b(first.ranks, second.ranks)

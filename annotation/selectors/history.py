@@ -141,6 +141,7 @@ def _ranking_parts(rankings: list[Ranking], *, shown: dict[int, list[int]]) -> d
         parts[ranking.assignment_id] = {
             "order": groups,
             "comment": excerpt(ranking.comment, limit=COMMENT_EXCERPT_CHARS),
+            "none_acceptable": ranking.none_acceptable,
             "seconds_spent": ranking.seconds_spent,
         }
     return parts

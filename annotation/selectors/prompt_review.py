@@ -24,6 +24,7 @@ class ReviewRanking:
     comment: str
     seconds_spent: float
     created_at: datetime
+    none_acceptable: bool  # the labeler found no answer acceptable (the order still ranks them)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,11 @@ class PromptReview:
     cycles_broken: int
     agreement: AgreementTally
 
+    @property
+    def none_acceptable(self) -> int:
+        """How many rankings found no answer acceptable."""
+        return sum(ranking.none_acceptable for ranking in self.rankings)
+
 
 def prompt_review_get(*, project: Project, prompt_id: int) -> PromptReview:
     """The prompt `prompt_id` of `project` with its candidates, rankings and consensus (4 queries).
@@ -85,6 +91,7 @@ def prompt_review_get(*, project: Project, prompt_id: int) -> PromptReview:
             "comment",
             "seconds_spent",
             "created_at",
+            "none_acceptable",
             "order",
         )
     )
@@ -94,7 +101,7 @@ def prompt_review_get(*, project: Project, prompt_id: int) -> PromptReview:
             ranking__prompt=prompt
         ).values_list("ranking_id", "candidate_id", "rank", "rating", "flags")
     }
-    orders = [row[7] for row in rankings]
+    orders = [row[8] for row in rankings]
     consensus = consensus_from_orders(orders=orders)
     consensus_rank = {
         candidate_id: position for position, group in enumerate(consensus.order, 1) for candidate_id in group
@@ -123,7 +130,7 @@ def prompt_review_get(*, project: Project, prompt_id: int) -> PromptReview:
     review_candidates.sort(key=lambda c: (c.consensus_rank or unranked, c.id))
     return PromptReview(
         prompt=prompt,
-        rankings=[ReviewRanking(*row[:7]) for row in rankings],
+        rankings=[ReviewRanking(*row[:8]) for row in rankings],
         candidates=review_candidates,
         consensus_order=consensus.order,
         cycles_broken=len(consensus.dropped),

@@ -42,7 +42,7 @@ FILTER_FIELDS = (
     "test_fraction",
     "split_output",
 )
-FLAG_FIELDS = ("consensus_only", "exclude_flagged", "anonymise", "margin")
+FLAG_FIELDS = ("consensus_only", "exclude_flagged", "exclude_none_acceptable", "anonymise", "margin")
 
 
 def _domain_errors_as_http(view):
