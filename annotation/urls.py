@@ -8,6 +8,7 @@ from annotation.api import labeler as labeler_api
 from annotation.views import dashboard as views_dashboard
 from annotation.views import dashboard_conversations as views_conversations
 from annotation.views.labeler import labeler_history_page, labeler_home, labeler_task
+from annotation.views.triage import dashboard_triage
 
 labeler = [
     path("", labeler_home, name="labeler-home"),
@@ -170,6 +171,7 @@ pages = [
         views_conversations.dashboard_conversation,
         name="dashboard-conversation",
     ),
+    path("dashboard/projects/<int:project_id>/triage/", dashboard_triage, name="dashboard-triage"),
     path(
         "dashboard/projects/<int:project_id>/exports/",
         views_dashboard.dashboard_exports,
