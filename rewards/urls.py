@@ -3,7 +3,7 @@ draws, kept at its path under /quality/."""
 
 from django.urls import path
 
-from rewards.api import leaderboard, reward_models
+from rewards.api import leaderboard, reward_models, triage
 
 PREFIX = "api/projects/<int:project_id>/reward-models/"
 
@@ -53,4 +53,6 @@ urlpatterns = [
         leaderboard.LeaderboardRefreshApi.as_view(),
         name="project-leaderboard-refresh",
     ),
+    # The triage page finds it by name (reverse in the template).
+    path("api/projects/<int:project_id>/triage", triage.ProjectTriageApi.as_view(), name="project-triage"),
 ]

@@ -19,6 +19,7 @@ from django.db.models import CharField, Exists, F, Func, OuterRef
 
 from annotation.exports.filters import ExportFilters, LabelerNames
 from annotation.models import Candidate, Comparison, Demonstration, Prompt, Ranking, RankingItem
+from annotation.models.quality import COUNTING_STATES
 from annotation.ranking_math import (
     consensus_from_orders,
     consensus_ranked_pairs,
@@ -79,6 +80,12 @@ def _filter_common(queryset, *, project_id: int, filters: ExportFilters, labeler
         queryset = queryset.filter(created_at__lt=filters.date_to)
     if filters.labeler_ids is not None:
         queryset = queryset.filter(**{f"{labeler_field}__in": filters.labeler_ids})
+    # Only work that counts: a ranking excluded by triage or rejected in review (and its
+    # comparisons), or a rejected demonstration, is kept but never exported.
+    counting = (
+        "quality_state__in" if queryset.model in (Ranking, Demonstration) else "ranking__quality_state__in"
+    )
+    queryset = queryset.filter(**{counting: COUNTING_STATES})
     if filters.exclude_none_acceptable:
         # Rankings carry the mark themselves; comparisons through their ranking.
         marked = "none_acceptable" if queryset.model is Ranking else "ranking__none_acceptable"
@@ -93,7 +100,9 @@ def _prompt_turns(prompt_ids: Iterable[int]) -> dict[int, list[dict[str, str]]]:
 def _flagged_in_prompts(prompt_ids: Iterable[int]) -> set[int]:
     """Candidates of these prompts that any ranking flagged."""
     return set(
-        RankingItem.objects.filter(ranking__prompt_id__in=set(prompt_ids))
+        RankingItem.objects.filter(
+            ranking__prompt_id__in=set(prompt_ids), ranking__quality_state__in=COUNTING_STATES
+        )
         .exclude(flags=[])
         .values_list("candidate_id", flat=True)
     )
@@ -105,7 +114,11 @@ def comparison_source_count(*, project_id: int, filters: ExportFilters) -> int:
 
 def _flagged(candidate: OuterRef) -> Exists:
     """Whether any ranking flagged the candidate `candidate` points at (as `_flagged_in_prompts`)."""
-    return Exists(RankingItem.objects.filter(candidate_id=candidate).exclude(flags=[]))
+    return Exists(
+        RankingItem.objects.filter(
+            candidate_id=candidate, ranking__quality_state__in=COUNTING_STATES
+        ).exclude(flags=[])
+    )
 
 
 def pair_row_count(*, project_id: int, filters: ExportFilters) -> int:
@@ -120,7 +133,9 @@ def pair_row_count(*, project_id: int, filters: ExportFilters) -> int:
         return queryset.count()
     flagged = (
         set(
-            RankingItem.objects.filter(ranking__prompt__project_id=project_id)
+            RankingItem.objects.filter(
+                ranking__prompt__project_id=project_id, ranking__quality_state__in=COUNTING_STATES
+            )
             .exclude(flags=[])
             .values_list("candidate_id", flat=True)
         )

@@ -16,6 +16,7 @@ from itertools import combinations, groupby
 from django.utils import timezone
 
 from annotation.models import Ranking
+from annotation.models.quality import COUNTING_STATES
 from annotation.ranking_math import AgreementTally, kendall_tau_b, pair_set, pairwise_counts, rank_map
 
 ITERATOR_CHUNK = 2000
@@ -65,7 +66,8 @@ def agreement_scan(
     `keep_prompts`, per-prompt tallies; and how many rankings (in all and per prompt) were marked
     none acceptable. Gold rankings take part like any ranking, and each non-gold
     ranking is also compared with every gold ranking of its prompt for the gold tallies."""
-    queryset = Ranking.objects.filter(prompt__project_id=project_id)
+    # Only rankings that count: an excluded or rejected one is kept but measures nothing.
+    queryset = Ranking.objects.filter(prompt__project_id=project_id, quality_state__in=COUNTING_STATES)
     if prompt_ids is not None:
         queryset = queryset.filter(prompt_id__in=list(prompt_ids))
     report = AgreementReport()

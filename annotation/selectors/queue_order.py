@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from annotation.models import Candidate, Project, Prompt, Ranking
+from annotation.models.quality import COUNTING_STATES
 from annotation.models.rankings import RankingSource
 
 
@@ -22,7 +23,7 @@ def prompts_ranked_orders(*, prompt_ids: list[int]) -> dict[int, list[list[list[
     """Each prompt's labelers' orders (tie groups of candidate ids), for disagreement."""
     orders: dict[int, list[list[list[int]]]] = defaultdict(list)
     for prompt_id, order in Ranking.objects.filter(
-        prompt_id__in=prompt_ids, source=RankingSource.LABELER
+        prompt_id__in=prompt_ids, source=RankingSource.LABELER, quality_state__in=COUNTING_STATES
     ).values_list("prompt_id", "order"):
         orders[prompt_id].append(order)
     return orders

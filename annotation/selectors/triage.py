@@ -40,7 +40,9 @@ def candidate_texts(*, candidate_ids: list[int]) -> dict[int, str]:
     return dict(Candidate.objects.filter(pk__in=candidate_ids).values_list("pk", "text"))
 
 
-def prompt_titles(*, prompt_ids: list[int]) -> dict[int, str]:
+def prompt_titles(*, prompt_ids: list[int]) -> dict[int, tuple[str, int]]:
+    """Each prompt's title and the rankings triage asked for beyond the overlap."""
     return {
-        prompt.pk: prompt.title for prompt in Prompt.objects.filter(pk__in=prompt_ids).only("pk", "turns")
+        prompt.pk: (prompt.title, prompt.extra_rankings)
+        for prompt in Prompt.objects.filter(pk__in=prompt_ids).only("pk", "turns", "extra_rankings")
     }

@@ -41,6 +41,7 @@ class TriagePromptSerializer(serializers.Serializer):
     prompt_id = serializers.IntegerField()
     title = serializers.CharField()
     confidence = serializers.FloatField()
+    extra_rankings = serializers.IntegerField(help_text="Rankings asked for beyond the project's overlap.")
     consensus_order = serializers.JSONField()
     disagreements = TriagePairSerializer(many=True)
     rankings = TriageRankingSerializer(many=True)

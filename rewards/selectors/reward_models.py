@@ -11,6 +11,7 @@ from typing import Any
 from django.db.models import F, QuerySet
 
 from annotation.models import Candidate, Comparison, Demonstration, Project, Prompt, Ranking
+from annotation.models.quality import COUNTING_STATES
 from config.errors import NotFound
 from rewards.ml.examples import RankingExample
 from rewards.models import CandidateScore, EvaluationPrompt, RewardModel, RewardModelStatus
@@ -146,7 +147,9 @@ def reward_model_last_succeeded(*, project: Project) -> RewardModel | None:
 
 def comparisons_new_count(*, project: Project) -> int:
     """Comparisons that arrived after the cut-off of the last successful version (all, if none)."""
-    comparisons = Comparison.objects.filter(prompt__project=project)
+    comparisons = Comparison.objects.filter(
+        prompt__project=project, ranking__quality_state__in=COUNTING_STATES
+    )
     last = reward_model_last_succeeded(project=project)
     if last is not None and last.data_cutoff is not None:
         comparisons = comparisons.filter(created_at__gt=last.data_cutoff)
@@ -170,21 +173,26 @@ def training_data(*, project: Project, cutoff: datetime) -> TrainingData:
     """
     frozen = evaluation_prompt_ids(project=project)
     rankings = (
-        Ranking.objects.filter(prompt__project=project, created_at__lte=cutoff)
+        # Only rankings that count: triage exclusions and review rejections never train.
+        Ranking.objects.filter(
+            prompt__project=project, created_at__lte=cutoff, quality_state__in=COUNTING_STATES
+        )
         .exclude(prompt_id__in=frozen)
         .select_related("prompt")
         .order_by("id")
     )
     examples, _answer_ids, skipped, sources = rankings_as_examples(rankings)
     comparisons = (
-        Comparison.objects.filter(prompt__project=project, created_at__lte=cutoff)
+        Comparison.objects.filter(
+            prompt__project=project, created_at__lte=cutoff, ranking__quality_state__in=COUNTING_STATES
+        )
         .exclude(prompt_id__in=frozen)
         .count()
     )
     demonstrations = [
         (turns, text)
         for turns, text in Demonstration.objects.filter(
-            prompt__project=project, created_at__lte=cutoff
+            prompt__project=project, created_at__lte=cutoff, quality_state__in=COUNTING_STATES
         ).values_list("prompt__turns", "text")
     ]
     summary = {

@@ -102,7 +102,7 @@ def project_triage(
     )
     titles = prompt_titles(prompt_ids=[row["prompt_id"] for row in prompts])
     for row in prompts:
-        row["title"] = titles.get(row["prompt_id"], "")
+        row["title"], row["extra_rankings"] = titles.get(row["prompt_id"], ("", 0))
         for pair in row["disagreements"]:
             pair["better_text"], pair["worse_text"] = (
                 texts.get(pair["better"], ""),

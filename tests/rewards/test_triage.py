@@ -128,3 +128,31 @@ def test_labelers_cannot_triage(api_client, labeler, project, disputed):
     )
     ranking.refresh_from_db()
     assert ranking.quality_state == QualityState.COUNTED
+
+
+def test_an_excluded_ranking_leaves_exports_agreement_and_training_until_restored(
+    api_client, reviewer, project, disputed, labeler
+):
+    from annotation.exports.filters import ExportFilters
+    from annotation.exports.sources import comparison_source_count, ranking_source_count
+    from annotation.selectors.agreement import agreement_scan
+    from rewards.selectors.reward_models import training_data
+
+    def seen() -> tuple[int, int, int, int]:
+        data = training_data(project=project, cutoff=timezone.now())
+        return (
+            comparison_source_count(project_id=project.pk, filters=ExportFilters()),
+            ranking_source_count(project_id=project.pk, filters=ExportFilters()),
+            agreement_scan(project_id=project.pk).project.compared,
+            len(data.examples),
+        )
+
+    before = seen()
+    assert before == (12, 2, 6, 2)
+    ranking = Ranking.objects.get(prompt=disputed, labeler=labeler)
+    api_client.force_authenticate(reviewer)
+    api_client.post(f"/api/rankings/{ranking.pk}/exclude", {"reason": "careless"}, format="json")
+    assert seen() == (6, 1, 0, 1)
+    assert Ranking.objects.filter(pk=ranking.pk).exists()  # kept, not deleted
+    api_client.post(f"/api/rankings/{ranking.pk}/restore", {"reason": "looked again"}, format="json")
+    assert seen() == before
