@@ -41,6 +41,7 @@ FILTER_FIELDS = (
     "undesirable_rating",
     "test_fraction",
     "split_output",
+    "edit_pairs",
 )
 FLAG_FIELDS = ("consensus_only", "exclude_flagged", "exclude_none_acceptable", "anonymise", "margin")
 
@@ -153,6 +154,8 @@ def dashboard_prompt(request: HttpRequest, project_id: int, prompt_id: int) -> H
             "review": review,
             "answers": answers,
             "prompt_config": {"urls": {"scores": scores_url}},
+            # A turn of a conversation, or a prompt someone continued: its tree has a page.
+            "in_conversation": review.prompt.parent_id is not None or review.prompt.children.exists(),
         },
     )
 
