@@ -22,6 +22,19 @@ class QualitySummarySerializer(AgreementFieldsMixin):
     gold_rankings = serializers.IntegerField()
     demonstrations = serializers.IntegerField()
     gold_agreement = serializers.FloatField(allow_null=True)
+    krippendorff_alpha = serializers.FloatField(
+        allow_null=True,
+        help_text="Krippendorff's alpha (ordinal, midranks for ties) over the counted rankings; null when "
+        "no candidate was ranked twice.",
+    )
+
+
+class LabelerSignalSerializer(serializers.Serializer):
+    value = serializers.FloatField(allow_null=True, help_text="Null: nothing to measure yet.")
+    samples = serializers.IntegerField(help_text="Observations the value rests on.")
+    threshold = serializers.FloatField(help_text="The project's threshold for this signal.")
+    fires = serializers.BooleanField(help_text="Beyond the threshold, on enough observations.")
+    reason = serializers.CharField()
 
 
 class LabelerStatsSerializer(serializers.Serializer):
@@ -42,6 +55,19 @@ class LabelerStatsSerializer(serializers.Serializer):
     gold_agreement = serializers.FloatField(allow_null=True)
     gold_pairs_compared = serializers.IntegerField()
     flags_raised = serializers.IntegerField()
+    reliability = serializers.FloatField(
+        allow_null=True,
+        help_text="Estimated probability of ordering a pair as the truth does (one-coin Dawid-Skene EM); "
+        "null without counted rankings.",
+    )
+    reliability_standard_error = serializers.FloatField(allow_null=True)
+    adversarial = serializers.BooleanField(help_text="Reliability significantly below 0.5: orders reversed.")
+    signals = serializers.DictField(
+        child=LabelerSignalSerializer(),
+        help_text="position_bias, repeated_order, speed, length_bias (rankings), near_duplicates "
+        "(demonstrations): whichever can be measured.",
+    )
+    signals_firing = serializers.ListField(child=serializers.CharField())
 
 
 class PromptRankingSerializer(serializers.Serializer):
@@ -64,6 +90,10 @@ class PromptAgreementSerializer(AgreementFieldsMixin):
     candidates = PromptCandidateSerializer(many=True, help_text="Every candidate the orders name.")
     consensus_order = serializers.ListField(child=serializers.ListField(child=serializers.IntegerField()))
     cycles_broken = serializers.IntegerField(help_text="Majorities the ranked-pairs consensus dropped.")
+    weighted_consensus_order = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField()),
+        help_text="Consensus with each labeler's vote weighted by their estimated reliability.",
+    )
 
 
 class DaysQuerySerializer(serializers.Serializer):

@@ -4,6 +4,13 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from annotation.labeler_signals import (
+    DUPLICATE_SHARE_THRESHOLD,
+    LENGTH_BIAS_THRESHOLD,
+    POSITION_BIAS_THRESHOLD,
+    REPEATED_ORDER_THRESHOLD,
+    SPEED_RATIO_THRESHOLD,
+)
 from annotation.models.fields import EncryptedTextField
 
 
@@ -133,7 +140,82 @@ class Project(models.Model):
         blank=True, help_text="Where the prompts and answers come from, for the dataset card (Markdown)."
     )
 
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="projects")
+    # Bias and spam signals (annotation/labeler_signals.py, whose constants say why these defaults): a
+    # signal above its threshold shows on the labeler stats and sends the labeler's recent work to review.
+    position_bias_threshold = models.FloatField(
+        default=POSITION_BIAS_THRESHOLD,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Fires when |mean Kendall tau| between shown position and rank reaches this (0-1).",
+    )
+    repeated_order_threshold = models.FloatField(
+        default=REPEATED_ORDER_THRESHOLD,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Fires when this share of a labeler's rankings repeat one pattern over shown positions (0-1).",
+    )
+    speed_ratio_threshold = models.FloatField(
+        default=SPEED_RATIO_THRESHOLD,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Fires when a labeler's median time per task is below this share of the project's (0-1).",
+    )
+    length_bias_threshold = models.FloatField(
+        default=LENGTH_BIAS_THRESHOLD,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Fires when the share of pairs won by the longer answer differs from the project's by this (0-1).",
+    )
+    duplicate_share_threshold = models.FloatField(
+        default=DUPLICATE_SHARE_THRESHOLD,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Fires when this share of a labeler's demonstrations near-duplicate an earlier one (0-1).",
+    )
+
+    # Review (annotation/services/review.py): a random share of submissions waits for a reviewer, and
+    # prompts whose labelers disagree too much wait for an adjudicated order.
+    review_sample_rate = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of submissions sent to review at random when stored (0-1; 0: none).",
+    )
+    adjudication_threshold = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="A prompt ranked at least twice whose pairwise agreement falls below this goes to "
+        "adjudication (0-1; 0: off).",
+    )
+
+    # Attention checks and qualification (annotation/services/gold.py): gold prompts are those with a
+    # ranking marked gold; a labeler's ranking of one is an attention check, kept out of what counts.
+    gold_share = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of a labeler's rank tasks served as gold attention checks (0-1; 0: none).",
+    )
+    qualification_tasks = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Gold tasks a new labeler must do before real work (0: no qualification phase).",
+    )
+    qualification_accuracy = models.FloatField(
+        default=0.7,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Pairwise agreement with gold a labeler needs over the qualification tasks (0-1).",
+    )
+    pause_accuracy = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Pause a labeler from real work when their rolling gold accuracy falls below this (0-1; 0: never).",
+    )
+    pause_window = models.PositiveSmallIntegerField(
+        default=10,
+        validators=[MinValueValidator(1)],
+        help_text="How many of a labeler's latest gold tasks the rolling accuracy reads.",
+    )
+
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        through="Membership",
+        # Membership also names who lifted a pause; the member is `user`.
+        through_fields=("project", "user"),
+        related_name="projects",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -173,6 +255,12 @@ class Role(models.TextChoices):
     ADMIN = "admin", "Admin"
 
 
+class QualificationStatus(models.TextChoices):
+    PENDING = "pending", "Not yet qualified"
+    QUALIFIED = "qualified", "Qualified"
+    FAILED = "failed", "Failed qualification"
+
+
 class Membership(models.Model):
     """Who belongs to a project and with which role; membership decides who sees the project."""
 
@@ -180,6 +268,18 @@ class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.LABELER)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Standing on gold (annotation/services/gold.py); its history is in MembershipEvent. Qualification
+    # only applies while the project asks for it (qualification_tasks > 0).
+    qualification_status = models.CharField(
+        max_length=20, choices=QualificationStatus.choices, default=QualificationStatus.PENDING
+    )
+    qualified_at = models.DateTimeField(null=True, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True, help_text="Paused from real work since then.")
+    pause_reason = models.TextField(blank=True)
+    pause_lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    pause_lifted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "user"], name="membership_unique_user")]

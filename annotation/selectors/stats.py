@@ -27,6 +27,12 @@ from annotation.models import (
 from annotation.models.assignments import AssignmentStatus
 from annotation.ranking_math import consensus_from_orders, orders_agreement
 from annotation.selectors.agreement import agreement_scan
+from annotation.selectors.reliability import (
+    ProjectQuality,
+    project_krippendorff_alpha,
+    project_quality,
+    prompts_weighted_consensus,
+)
 
 MAX_DAYS = 366
 
@@ -64,6 +70,7 @@ def labeler_stats(*, project: Project) -> list[dict[str, Any]]:
     )
     roles = dict(Membership.objects.filter(project=project).values_list("user_id", "role"))
     report = agreement_scan(project_id=project.pk)
+    quality = project_quality(project=project)
     user_ids = set(roles) | set(rankings) | set(demonstrations) | set(assignments)
     users = get_user_model().objects.filter(pk__in=user_ids).order_by("username")
     rows = []
@@ -95,9 +102,32 @@ def labeler_stats(*, project: Project) -> list[dict[str, Any]]:
                 "gold_agreement": gold.agreement if gold else None,
                 "gold_pairs_compared": gold.compared if gold else 0,
                 "flags_raised": flags.get(user.pk, 0),
+                **_labeler_quality(quality=quality, labeler_id=user.pk),
             }
         )
     return rows
+
+
+def _labeler_quality(*, quality: ProjectQuality, labeler_id: int) -> dict[str, Any]:
+    """Reliability (EM) and every bias and spam signal of one labeler, for the labeler stats."""
+    estimate = quality.labeler(labeler_id)
+    signals = quality.signals.get(labeler_id, {})
+    return {
+        "reliability": estimate.reliability if estimate else None,
+        "reliability_standard_error": estimate.standard_error if estimate else None,
+        "adversarial": bool(estimate and estimate.adversarial),
+        "signals": {
+            name: {
+                "value": signal.value,
+                "samples": signal.samples,
+                "threshold": signal.threshold,
+                "fires": signal.fires,
+                "reason": signal.reason,
+            }
+            for name, signal in sorted(signals.items())
+        },
+        "signals_firing": sorted(name for name, signal in signals.items() if signal.fires),
+    }
 
 
 def project_quality_summary(*, project: Project) -> dict[str, Any]:
@@ -112,6 +142,7 @@ def project_quality_summary(*, project: Project) -> dict[str, Any]:
         "demonstrations": Demonstration.objects.filter(prompt__project=project).count(),
         **report.project.as_dict(),
         "gold_agreement": gold_agreed / gold_compared if gold_compared else None,
+        "krippendorff_alpha": project_krippendorff_alpha(project_id=project.pk),
     }
 
 
@@ -150,6 +181,11 @@ def prompt_agreements(*, prompts: list[Prompt]) -> list[dict[str, Any]]:
                 "is_gold": row["is_gold"],
             }
         )
+    weighted = (
+        prompts_weighted_consensus(project_id=prompts[0].project_id, prompt_ids=[p.pk for p in prompts])
+        if prompts
+        else {}
+    )
     rows = []
     for prompt in prompts:
         orders = [ranking["order"] for ranking in rankings[prompt.pk]]
@@ -165,6 +201,7 @@ def prompt_agreements(*, prompts: list[Prompt]) -> list[dict[str, Any]]:
                 **tally.as_dict(),
                 "consensus_order": consensus.order,
                 "cycles_broken": len(consensus.dropped),
+                "weighted_consensus_order": weighted.get(prompt.pk, []),
             }
         )
     return rows
