@@ -6,7 +6,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from annotation.exports.formats import FORMATS
-from annotation.exports.options import KTO_SOURCES, PAIR_POLICIES, SPLIT_OUTPUTS, TIE_POLICIES
+from annotation.exports.options import EDIT_PAIRS, KTO_SOURCES, PAIR_POLICIES, SPLIT_OUTPUTS, TIE_POLICIES
 from annotation.exports.writers import FILE_FORMATS
 from annotation.selectors.exports import export_job_progress
 
@@ -54,6 +54,13 @@ class ExportOptionsSerializer(serializers.Serializer):
         choices=SPLIT_OUTPUTS,
         required=False,
         help_text="A split column, or separate train/test files (background jobs: a zip).",
+    )
+    edit_pairs = serializers.ChoiceField(
+        choices=EDIT_PAIRS,
+        required=False,
+        help_text="conversation_pairs: every pair; none holding a labeler's edit; or the edited > chosen > "
+        "rejected chain (per ranking that puts an edit above the reply it rewrote: the edit over that reply, "
+        "and that reply over each answer ranked below it).",
     )
 
 
@@ -137,11 +144,13 @@ class ExportCountQuerySerializer(ExportStreamQuerySerializer):
 class ExportCountOutputSerializer(serializers.Serializer):
     export_format = serializers.CharField()
     rows = serializers.IntegerField(
-        help_text="Rows the export will hold: pairs, one per prompt for rankings, or demonstrations."
+        help_text="Rows the export will hold: pairs, one per prompt for rankings, demonstrations, or one "
+        "per conversation tree."
     )
     row_kind = serializers.CharField(
         help_text="What one row is: pairs, kto (one labelled answer), rankings (one prompt), "
-        "demonstrations or prompts."
+        "demonstrations, prompts, conversation_pairs (a pair of one conversation turn) or trees (one "
+        "conversation tree)."
     )
     filters = serializers.DictField(help_text="The filters as parsed, as a job would store them.")
 

@@ -21,6 +21,14 @@ _TRAINERS = {
     "rankings": ("rankings", "reward-model training on whole K-way rankings"),
     "demonstrations": ("sft", "SFTTrainer"),
     "prompts": ("prompt-only", "online trainers that generate the answers (GRPOTrainer, RLOOTrainer)"),
+    "conversation_pairs": (
+        "preference",
+        "RewardTrainer, DPOTrainer and other preference trainers (conversational: the history is the prompt)",
+    ),
+    "trees": (
+        "conversation-trees",
+        "Open-Assistant's tree readers (oasst_data.read_message_trees) and your own",
+    ),
 }
 
 
@@ -77,8 +85,10 @@ def dataset_card(
     filters: dict[str, Any],
     agreement: dict[str, Any],
     exported_at: str,
+    format_details: str = "",
 ) -> str:
-    """The card's Markdown. `data_files` maps each split to its path relative to the card."""
+    """The card's Markdown. `data_files` maps each split to its path relative to the card;
+    `format_details` (Markdown) describes the rows, when the format says more than one line."""
     tag, readers = _TRAINERS[kind]
     total = sum(tally.rows.values())
     header = [
@@ -124,6 +134,7 @@ def dataset_card(
         "",
         f"{format_description}. Read by {readers}. File format: {file_format}.",
         "",
+        *(["## Rows", "", format_details.strip(), ""] if format_details.strip() else []),
         "## Counts",
         "",
         *counts,

@@ -62,6 +62,7 @@ class ExportFilters:
     undesirable_rating: int = OPTION_DEFAULTS["undesirable_rating"]
     test_fraction: float = 0.0
     split_output: str = "column"
+    edit_pairs: str = "all"
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from annotation.exports import derived, sources
+from annotation.exports import conversations, derived, sources, trees
 from annotation.exports.filters import ExportFilters
 from annotation.exports.pairs_jsonl import (
     jsonl_hh_rlhf,
@@ -183,10 +183,16 @@ def render_rankings(batch: SourceBatch) -> list[dict[str, Any]]:
 class ExportFormat:
     name: str
     description: str
-    kind: str  # "pairs", "kto", "rankings", "demonstrations" or "prompts": which source feeds it
+    # "pairs", "kto", "rankings", "demonstrations", "prompts", "conversation_pairs" or "trees":
+    # which source feeds it
+    kind: str
     render: Callable[[SourceBatch], list[dict[str, Any]]]
     # Optional fast path for JSONL: (text of the batch's lines, records in it). Same content as render.
     render_jsonl: Callable[[SourceBatch], tuple[str, int]] | None = None
+    # The file formats it can be written as; None: every one (a tree nests deeper than Parquet can).
+    file_formats: tuple[str, ...] | None = None
+    # What the dataset card adds about the rows (Markdown), beyond the one-line description.
+    details: str = ""
 
     @property
     def schema(self):
@@ -205,9 +211,10 @@ def optional_columns(*, kind: str, filters: ExportFilters | None) -> tuple[str, 
     if filters is None:
         return ()
     columns = []
-    if kind == "pairs" and filters.margin:
+    paired = kind in ("pairs", "conversation_pairs")
+    if paired and filters.margin:
         columns.append("margin")
-    if kind == "pairs" and filters.tie_policy == "keep":
+    if paired and filters.tie_policy == "keep":
         columns.append("tie")
     if filters.test_fraction and filters.split_output == "column":
         columns.append("split")
@@ -300,6 +307,23 @@ FORMATS: dict[str, ExportFormat] = {
             "rankings",
             render_rankings,
         ),
+        ExportFormat(
+            "conversation_pairs",
+            "TRL conversational preference pairs per conversation turn, the whole history as the prompt, "
+            "with each turn's place in its conversation and edits marked (edit_pairs option)",
+            "conversation_pairs",
+            conversations.render_conversation_pairs,
+            details=conversations.CARD_DETAILS,
+        ),
+        ExportFormat(
+            "oasst_trees",
+            "Conversation trees as Open-Assistant's message-tree JSONL: one line per root prompt, "
+            "replies nested with their consensus rank, provenance, edits, labels and rankings",
+            "trees",
+            trees.render_trees,
+            file_formats=("jsonl", "jsonl.gz"),
+            details=trees.CARD_DETAILS,
+        ),
     ]
 }
 
@@ -308,6 +332,10 @@ def format_batches(
     *, export_format: ExportFormat, project_id: int, filters: ExportFilters
 ) -> Iterator[SourceBatch]:
     kind = export_format.kind
+    if kind == "conversation_pairs":
+        return conversations.conversation_pair_batches(project_id=project_id, filters=filters)
+    if kind == "trees":
+        return trees.tree_batches(project_id=project_id, filters=filters)
     if kind == "kto" or (kind == "pairs" and filters.derives_pairs):
         return derived.derived_batches(project_id=project_id, filters=filters, kind=kind)
     if kind == "pairs":
@@ -322,6 +350,10 @@ def format_batches(
 def format_source_count(*, export_format: ExportFormat, project_id: int, filters: ExportFilters) -> int:
     """Rows the source will read: the denominator of an export's progress."""
     kind = export_format.kind
+    if kind == "conversation_pairs":
+        return conversations.conversation_pair_source_count(project_id=project_id, filters=filters)
+    if kind == "trees":
+        return trees.tree_row_count(project_id=project_id, filters=filters)
     if kind == "kto" or (kind == "pairs" and filters.derives_pairs):
         return derived.derived_source_count(project_id=project_id, filters=filters)
     if kind == "pairs":
@@ -337,6 +369,10 @@ def format_row_count(*, export_format: ExportFormat, project_id: int, filters: E
     """Rows (records) the export will hold, counted by the database instead of written (derived
     rows are counted by the generator that writes them, without reading a text)."""
     kind = export_format.kind
+    if kind == "conversation_pairs":
+        return conversations.conversation_pair_row_count(project_id=project_id, filters=filters)
+    if kind == "trees":
+        return trees.tree_row_count(project_id=project_id, filters=filters)
     if kind == "kto" or (kind == "pairs" and filters.derives_pairs):
         return derived.derived_row_count(project_id=project_id, filters=filters, kind=kind)
     if kind == "pairs":

@@ -15,6 +15,9 @@ PAIR_POLICIES = ("all", "adjacent", "best_vs_rest")
 TIE_POLICIES = ("drop", "keep")
 KTO_SOURCES = ("rankings", "ratings")
 SPLIT_OUTPUTS = ("column", "files")
+# Conversation pairs: every pair, none holding a labeler's edit, or the edited > chosen > rejected
+# chain (defined in annotation/exports/conversations.py).
+EDIT_PAIRS = ("all", "without_edits", "edited_chosen_rejected")
 
 # Ratings are 1-7 (RankingItem); 5 and up reads as "good", 3 and below as "poor", 4 is left out.
 DEFAULT_DESIRABLE_RATING = 5
@@ -29,6 +32,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "undesirable_rating": DEFAULT_UNDESIRABLE_RATING,
     "test_fraction": 0.0,
     "split_output": "column",
+    "edit_pairs": "all",
 }
 OPTION_KEYS = frozenset(OPTION_DEFAULTS)
 
@@ -90,6 +94,7 @@ def export_options_parse(*, raw: dict[str, Any], parse_bool) -> dict[str, Any]:
         "undesirable_rating": _rating(raw, "undesirable_rating"),
         "test_fraction": _fraction(raw),
         "split_output": _choice(raw, "split_output", SPLIT_OUTPUTS),
+        "edit_pairs": _choice(raw, "edit_pairs", EDIT_PAIRS),
     }
     if options["desirable_rating"] <= options["undesirable_rating"]:
         raise _error("desirable_rating must be above undesirable_rating", "desirable_rating")
@@ -105,6 +110,8 @@ _OPTIONS_BY_KIND = {
     "rankings": set(),
     "demonstrations": set(),
     "prompts": set(),
+    "conversation_pairs": {"pair_policy", "tie_policy", "margin", "edit_pairs"},
+    "trees": set(),
 }
 _SPLIT_OPTIONS = {"test_fraction", "split_output"}
 # Filters that make no sense for a format kind (they would be silently ignored).
@@ -119,6 +126,8 @@ _FILTERS_REFUSED_BY_KIND = {
     ),
     # A demonstration is no ranking: nothing in it can be marked none acceptable.
     "demonstrations": ("exclude_none_acceptable",),
+    # A tree holds every ranking and answer of its conversations; it is cut by the root's dates only.
+    "trees": ("labelers", "min_agreement", "consensus_only", "exclude_flagged", "exclude_none_acceptable"),
 }
 
 
@@ -137,6 +146,11 @@ def options_check_format(*, filters, kind: str, format_name: str) -> None:
         )
     ):
         raise _error("rating thresholds apply to kto_from=ratings", "desirable_rating")
+    if filters.edit_pairs == "edited_chosen_rejected" and filters.consensus_only:
+        raise _error(
+            "edit_pairs=edited_chosen_rejected follows each ranking's own order; it cannot use consensus_only",
+            "edit_pairs",
+        )
     for name in _FILTERS_REFUSED_BY_KIND.get(kind, ()):
         value = filters.labeler_ids if name == "labelers" else getattr(filters, name)
         if value not in (None, False):

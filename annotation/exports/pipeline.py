@@ -67,6 +67,12 @@ def export_request_validate(
         )
     parsed = filters if isinstance(filters, ExportFilters) else export_filters_parse(raw=filters)
     chosen = FORMATS[export_format]
+    if chosen.file_formats is not None and file_format not in chosen.file_formats:
+        raise ValidationFailed(
+            f"{export_format} is written as {' or '.join(chosen.file_formats)} only, not {file_format}",
+            code="invalid_file_format",
+            details={"choices": list(chosen.file_formats)},
+        )
     if chosen.kind == "demonstrations" and parsed.needs_prompt_groups:
         raise ValidationFailed(
             "min_agreement and consensus_only apply to rankings, not to demonstration (SFT) exports",

@@ -21,6 +21,20 @@ _PAIR_META = [
 ]
 
 
+# Where a conversation pair's turn sits, and what its answers are (annotation/exports/conversations.py).
+_TURN_META = [
+    ("root_prompt_id", pa.int64()),
+    ("parent_prompt_id", pa.int64()),
+    ("turn", pa.int64()),
+    ("none_acceptable", pa.bool_()),
+    ("chosen_source", pa.string()),
+    ("rejected_source", pa.string()),
+    ("chosen_edited_from", pa.int64()),
+    ("rejected_edited_from", pa.int64()),
+    ("edit_of_rejected", pa.bool_()),
+]
+
+
 _SFT_META = [
     ("prompt_id", pa.int64()),
     ("demonstration_id", pa.int64()),
@@ -113,6 +127,9 @@ def _base_schema(name: str) -> pa.Schema:
         "sft": pa.schema([("prompt", pa.string()), ("completion", pa.string()), *_SFT_META]),
         "sft_conversational": pa.schema([("prompt", _MESSAGES), ("completion", _MESSAGES), *_SFT_META]),
         "sft_messages": pa.schema([("messages", _MESSAGES), *_SFT_META]),
+        "conversation_pairs": pa.schema(
+            [("prompt", _MESSAGES), ("chosen", _MESSAGES), ("rejected", _MESSAGES), *_PAIR_META, *_TURN_META]
+        ),
         "rankings": pa.schema(
             [
                 ("prompt_id", pa.int64()),

@@ -27,12 +27,14 @@ def split_side(*, content_hash: str, test_fraction: float) -> str:
 def with_split(
     batches: Iterable[list[dict[str, Any]]], *, test_fraction: float
 ) -> Iterator[list[dict[str, Any]]]:
-    """The batches with a `split` column, from each record's `prompt_id` (one query per batch)."""
+    """The batches with a `split` column, from each record's `prompt_id` (one query per batch).
+
+    A record of a conversation turn that names its `root_prompt_id` takes its root's side, so a whole
+    conversation lands on one side: a test turn's history is never a train prompt's."""
     for records in batches:
-        hashes = dict(
-            Prompt.objects.filter(pk__in={r["prompt_id"] for r in records}).values_list("pk", "content_hash")
-        )
+        keys = [record.get("root_prompt_id", record["prompt_id"]) for record in records]
+        hashes = dict(Prompt.objects.filter(pk__in=set(keys)).values_list("pk", "content_hash"))
         sides = {pk: split_side(content_hash=h, test_fraction=test_fraction) for pk, h in hashes.items()}
-        for record in records:
-            record["split"] = sides[record["prompt_id"]]
+        for record, key in zip(records, keys, strict=True):
+            record["split"] = sides[key]
         yield records

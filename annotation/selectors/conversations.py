@@ -25,6 +25,7 @@ from django.db.models import Count, Max
 from annotation.models import Assignment, Candidate, Demonstration, Project, Prompt, Ranking, RankingItem
 from annotation.models.assignments import TaskKind
 from annotation.models.prompts import CandidateSource
+from annotation.models.quality import COUNTING_STATES
 from annotation.ranking_math import consensus_from_orders
 from config.errors import NotFound
 
@@ -63,6 +64,7 @@ _RANKING_FIELDS = (
     "order",
     "none_acceptable",
     "comment",
+    "quality_state",
     "created_at",
 )
 
@@ -98,8 +100,11 @@ class Forest:
         return {user_id for user_id in ids if user_id is not None}
 
 
-def conversation_forest_load(*, root_ids: Collection[int]) -> Forest:
-    """The trees under `root_ids` (prompt ids; absent ones are left out), read level by level."""
+def conversation_forest_load(*, root_ids: Collection[int], counting_only: bool = False) -> Forest:
+    """The trees under `root_ids` (prompt ids; absent ones are left out), read level by level.
+
+    `counting_only` leaves out the rankings and demonstrations that do not count (excluded by triage,
+    rejected in review), as exports do; the replies and turns stay, since conversations went on."""
     prompts: dict[int, dict[str, Any]] = {}
     children: dict[int, list[int]] = defaultdict(list)
     level = list(Prompt.objects.filter(pk__in=set(root_ids)).order_by("id").values(*_PROMPT_FIELDS))
@@ -119,20 +124,23 @@ def conversation_forest_load(*, root_ids: Collection[int]) -> Forest:
     candidates: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in Candidate.objects.filter(prompt_id__in=ids).order_by("id").values(*_CANDIDATE_FIELDS):
         candidates[row["prompt_id"]].append(row)
+    counting = {"quality_state__in": COUNTING_STATES} if counting_only else {}
     rankings: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in (
-        Ranking.objects.filter(prompt_id__in=ids).order_by("created_at", "id").values(*_RANKING_FIELDS)
+        Ranking.objects.filter(prompt_id__in=ids, **counting)
+        .order_by("created_at", "id")
+        .values(*_RANKING_FIELDS)
     ):
         rankings[row["prompt_id"]].append(row)
     items = {
         (ranking_id, candidate_id): (rank, rating, flags)
         for ranking_id, candidate_id, rank, rating, flags in RankingItem.objects.filter(
-            ranking__prompt_id__in=ids
+            ranking__prompt_id__in=ids, **{f"ranking__{key}": value for key, value in counting.items()}
         ).values_list("ranking_id", "candidate_id", "rank", "rating", "flags")
     }
     demonstrations: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in (
-        Demonstration.objects.filter(prompt_id__in=ids, candidate__isnull=True)
+        Demonstration.objects.filter(prompt_id__in=ids, candidate__isnull=True, **counting)
         .order_by("id")
         .values("id", "prompt_id", "labeler_id", "text", "created_at")
     ):
@@ -159,8 +167,10 @@ def conversation_forest_load(*, root_ids: Collection[int]) -> Forest:
 
 
 def consensus_ranks(rankings: list[dict[str, Any]]) -> dict[int, int]:
-    """Each ranked candidate's tie group (from 0) in the ranked-pairs consensus of `rankings`."""
-    order = consensus_from_orders(orders=[row["order"] for row in rankings]).order
+    """Each ranked candidate's tie group (from 0) in the ranked-pairs consensus of those of
+    `rankings` that count."""
+    orders = [row["order"] for row in rankings if row["quality_state"] in COUNTING_STATES]
+    order = consensus_from_orders(orders=orders).order
     return {candidate_id: position for position, group in enumerate(order) for candidate_id in group}
 
 
@@ -192,6 +202,7 @@ class ReplyVerdict:
     rank: int
     rating: int | None
     flags: list[str]
+    counts: bool = True  # False: the ranking was excluded or rejected (left out of the consensus)
 
 
 @dataclass(frozen=True)
@@ -201,6 +212,11 @@ class TurnRanking:
     none_acceptable: bool
     comment: str
     created_at: datetime
+    quality_state: str = "counted"
+
+    @property
+    def counts(self) -> bool:
+        return self.quality_state in COUNTING_STATES
 
 
 @dataclass
@@ -244,7 +260,12 @@ class TreeTurn:
 
     @property
     def none_acceptable(self) -> int:
-        return sum(ranking.none_acceptable for ranking in self.rankings)
+        """How many of the turn's rankings that count found no reply acceptable."""
+        return sum(ranking.none_acceptable for ranking in self.rankings if ranking.counts)
+
+    @property
+    def counting_rankings(self) -> int:
+        return sum(ranking.counts for ranking in self.rankings)
 
 
 @dataclass
@@ -304,6 +325,7 @@ def _turn(
                         labeler=names.get(ranking["labeler_id"]),
                         rank=item[0] + 1,
                         rating=item[1],
+                        counts=ranking["quality_state"] in COUNTING_STATES,
                         flags=item[2],
                     )
                 )
@@ -341,6 +363,7 @@ def _turn(
                 none_acceptable=ranking["none_acceptable"],
                 comment=ranking["comment"],
                 created_at=ranking["created_at"],
+                quality_state=ranking["quality_state"],
             )
             for ranking in rankings
         ],

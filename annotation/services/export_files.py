@@ -53,6 +53,7 @@ def _card(*, request: ExportRequest, tally: ExportTally, data_files: dict[str, s
         source=project.dataset_source,
         format_name=request.export_format.name,
         format_description=request.export_format.description,
+        format_details=request.export_format.details,
         kind=request.export_format.kind,
         file_format=file_format,
         data_files=data_files,

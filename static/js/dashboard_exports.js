@@ -46,7 +46,8 @@
   if (!form || !out) return;
   var KINDS = {
     pairs: "preference pairs", kto: "labelled answers (KTO)", rankings: "prompts with their rankings",
-    demonstrations: "demonstrations", prompts: "prompts"
+    demonstrations: "demonstrations", prompts: "prompts",
+    conversation_pairs: "preference pairs of conversation turns", trees: "conversation trees"
   };
 
   function choices() {

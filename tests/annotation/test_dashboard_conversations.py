@@ -169,6 +169,32 @@ def test_tree_page_reads_in_the_same_queries_however_wide_the_tree(world, review
     ]
 
 
+def test_tree_page_marks_rankings_that_do_not_count(world, reviewer, client, carol):
+    from annotation.models import Ranking
+    from annotation.services.quality import ranking_exclude
+
+    ranking_exclude(
+        ranking_id=Ranking.objects.get(prompt=world.root, labeler=carol).pk, actor=None, reason="triage"
+    )
+    client.force_login(reviewer)
+    response = client.get(tree_url(world.project, world.root))
+    root = response.context["tree"].root
+    assert [(r.labeler, r.counts) for r in root.rankings] == [
+        ("alice", True),
+        ("bob", True),
+        ("carol", False),
+    ]
+    sandwich = next(reply for reply in root.replies if reply.text == SANDWICH)
+    assert [(v.labeler, v.counts) for v in sandwich.verdicts] == [
+        ("alice", True),
+        ("bob", True),
+        ("carol", False),
+    ]
+    # Without carol, the edit leads (alice put it first; nobody else placed it).
+    assert root.replies[0].text == EDITED
+    assert "(excluded)" in response.content.decode()
+
+
 def test_tree_page_is_for_reviewers_and_admins_of_the_project(world, labeler, reviewer, client):
     url = tree_url(world.project, world.root)
     client.force_login(labeler)

@@ -48,11 +48,14 @@ TRAINERS: dict[str, tuple[str, ...]] = {
     "sft": (SFT,),
     "sft_conversational": (SFT,),
     "sft_messages": (SFT,),
+    "conversation_pairs": (REWARD, DPO),  # conversational preference, the history as the prompt
 }
 # Formats no TRL trainer reads, with the reason; each still loads with `datasets` (test_exports_streaming).
 NO_TRL_TRAINER: dict[str, str] = {
     "rankings": "full K-way rankings with tie groups and provenance; TRL trains on their pairs "
     "(the preference formats) and this platform's own reward trainer reads the rankings",
+    "oasst_trees": "Open-Assistant-style conversation trees, nested to any depth; TRL trains on their "
+    "pairs (conversation_pairs); tests/annotation/test_exports_conversations.py loads them with datasets",
 }
 # Options that add columns or change which rows are written, each in the trainer that reads the result.
 VARIANTS: list[tuple[str, str, dict[str, str]]] = [

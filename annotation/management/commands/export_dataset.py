@@ -20,7 +20,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.exports.formats import FORMATS
-from annotation.exports.options import KTO_SOURCES, PAIR_POLICIES, SPLIT_OUTPUTS, TIE_POLICIES
+from annotation.exports.options import EDIT_PAIRS, KTO_SOURCES, PAIR_POLICIES, SPLIT_OUTPUTS, TIE_POLICIES
 from annotation.exports.writers import FILE_FORMATS
 from annotation.models import Project
 from annotation.services.export_files import export_files_write
@@ -60,6 +60,9 @@ class Command(BaseCommand):
         options.add_argument("--undesirable-rating", type=int, help="kto_from=ratings: rating <= this.")
         options.add_argument("--test-fraction", type=float, help="Share of prompts held out as test.")
         options.add_argument("--split-output", choices=SPLIT_OUTPUTS, help="files: a zip of train and test.")
+        options.add_argument(
+            "--edit-pairs", choices=EDIT_PAIRS, help="conversation_pairs: which pairs of edits."
+        )
 
     def handle(self, *args, **options) -> None:
         project = self._project(options["project"])
@@ -84,6 +87,7 @@ class Command(BaseCommand):
                     "undesirable_rating",
                     "test_fraction",
                     "split_output",
+                    "edit_pairs",
                 )
             },
         }
