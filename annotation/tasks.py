@@ -21,6 +21,7 @@ from annotation.services.exports import export_job_run
 from annotation.services.exports import export_jobs_resend as export_jobs_resend_service
 from annotation.services.live import live_generation_fail, live_generation_run
 from annotation.services.prompt_imports import prompt_import_job_run
+from annotation.services.signals import projects_signals_review
 from annotation.services.submissions import (
     prompt_done_counts_reconcile as prompt_done_counts_reconcile_service,
 )
@@ -164,3 +165,17 @@ def webhook_deliver(self: Any, delivery_id: int) -> str | None:
 def webhook_deliveries_resend() -> list[int]:
     """Periodic (every minute): send again the webhook deliveries whose message was lost."""
     return webhook_deliveries_resend_service()
+
+
+@shared_task(name="annotation.labeler_signals_review", **time_limits(5 * 60))
+def labeler_signals_review() -> dict[str, dict[str, int]]:
+    """Periodic: send the recent work of labelers whose bias or spam signals fire to review (idempotent:
+    work already sent or reviewed is left alone, see annotation/services/signals.py)."""
+    return {
+        str(result.project_id): {
+            "labelers_flagged": len(result.flagged),
+            "rankings_sent": result.rankings_sent,
+            "demonstrations_sent": result.demonstrations_sent,
+        }
+        for result in projects_signals_review()
+    }

@@ -56,6 +56,7 @@ app.conf.update(
         "rewards.candidates_score": {"queue": "training"},
         "rewards.queue_orders_refresh": {"queue": "default"},
         "rewards.leaderboard_compute": {"queue": "default"},
+        "annotation.labeler_signals_review": {"queue": "default"},
     },
     # The hard time limit is CELERY_TASK_TIME_LIMIT from the settings; each task declares its own
     # with `time_limits`, never above it.
@@ -97,6 +98,11 @@ app.conf.update(
         "resend-lost-webhook-deliveries": {
             "task": "annotation.webhook_deliveries_resend",
             "schedule": RESEND_EVERY_SECONDS,
+        },
+        # Labelers whose bias or spam signals fire: their recent work to review (default queue).
+        "review-labeler-signals": {
+            "task": "annotation.labeler_signals_review",
+            "schedule": crontab(minute="*/15"),
         },
     },
     beat_schedule_filename=os.environ.get("CELERY_BEAT_SCHEDULE_FILE", "var/celerybeat-schedule"),
