@@ -148,6 +148,25 @@ def test_queue_load_small(tmp_path, bench_database):
         },
         "queue_load JSON",
     )
+
+
+@pytest.mark.postgres
+def test_queue_load_small_measures_the_uncertainty_strategy_beside_breadth_first(tmp_path, bench_database):
+    result, output = run_benchmark(
+        "queue_load.py",
+        "--database-url",
+        bench_database,
+        "--strategies",
+        "breadth_first,uncertainty",
+        json_out=tmp_path / "out.json",
+    )
+
+    assert_printed(output, r"^strategy\s+lease p50\s+lease p99", r"^uncertainty\s+\d")
+    assert_keys(
+        result, {"runs", "ok", "uncertainty_lease_p99_over_breadth_first"}, "queue_load strategies JSON"
+    )
+    assert result["ok"] and set(result["runs"]) == {"breadth_first", "uncertainty"}
+    assert result["runs"]["uncertainty"]["strategy"] == "uncertainty"
     assert result["small"] is True
     assert result["submissions"] > 0 and result["lease_requests"] > 0
     assert (result["ok"], result["double_leases"], result["lost_submissions"], result["stored_twice"]) == (
@@ -279,6 +298,28 @@ def test_generation_stream_small(tmp_path):
     assert result["small"] is True and result["k"] == 2
     assert {row["path"] for row in result["rows"]} == {"batched", "single", "sequential"}
     assert all(row["tokens"] > 0 for row in result["rows"])
+
+
+@pytest.mark.slow
+def test_conversation_small(tmp_path):
+    """Converse turns through gunicorn and a live worker on the embedded defaults, against raw llama.cpp."""
+    result, output = run_benchmark("conversation.py", json_out=tmp_path / "out.json")
+
+    assert_printed(
+        output,
+        r"^path\s+turns\s+TTFT p50 s",
+        r"^live, 1 labeler\(s\)\s+2\s+[\d.]+",
+        r"^live, 2 labeler\(s\)\s+4\s+[\d.]+",
+        r"^raw llama\.cpp, K in turn\s+2\s+[\d.]+",
+        r"^ratio_to_raw \(goal >= 0\.9\): ",
+    )
+    assert_keys(
+        result, {"small", "k", "phases", "raw", "ratio_to_raw", "goals", "warmup_ttft_s"}, "conversation"
+    )
+    assert result["small"] is True and result["k"] == 2 and set(result["phases"]) == {"1", "2"}
+    for phase in result["phases"].values():
+        assert phase["tokens"] > 0 and phase["ttft_p50_s"] > 0 and phase["turns_retried"] < phase["turns"]
+    assert result["raw"]["tokens"] > 0
 
 
 def _preference_pairs(path: Path, count: int) -> Path:
