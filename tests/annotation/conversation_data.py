@@ -14,18 +14,27 @@ the conversation, not about the model. The tree:
     ├─ carol (rank task): S > E > P = T > N   (the edit below the reply it came from)
     └─ bob's demonstration of R (demonstrate task; no candidate)
     root Q  (one user turn, four answers ranked by bob: no conversation)
+
+`export` and `counted` read an export's rows and its count through the export services.
 """
 
 from __future__ import annotations
 
+import gzip
+import io
+import json
 from dataclasses import dataclass, field
+
+import pyarrow.parquet as pq
 
 from annotation.models import Assignment, Candidate, Membership, Prompt
 from annotation.models.assignments import TaskKind
 from annotation.models.projects import Role
+from annotation.selectors.exports import export_rows_count
 from annotation.services.assignments import assignment_lease
 from annotation.services.candidates import candidate_text_hash
 from annotation.services.converse import TurnEdit, converse_turn_submit
+from annotation.services.exports import export_request_validate, export_stream
 from annotation.services.prompts import prompt_create
 from annotation.services.rankings import ItemInput, ranking_record
 from tests.annotation.export_data import candidate_make, demonstration_make, ranked_prompt
@@ -33,6 +42,9 @@ from tests.annotation.export_data import candidate_make, demonstration_make, ran
 SANDWICH = "Sandwiches and fruit."
 EDITED = "Sandwiches, fruit and lemonade."
 OWN_REPLY = "Fresh berries with cream."
+# Pairs per ranking: root alice [[E],[S],[P],[N]] 6, bob [[T],[S],[P]] 3, carol [[S],[E],[P,T],[N]] 9;
+# P1 alice 2; P2 alice 1; P3 bob 1; the plain prompt Q, bob, 4 answers in order: 6.
+ALL_PAIRS = 28
 
 
 @dataclass
@@ -165,3 +177,24 @@ def conversation_world(project, alice, bob, carol) -> World:
     demonstration_make(root, bob, "Bring a blanket, sandwiches and water.")
     world.plain, _ = ranked_prompt(project, 7, [bob], [[[0], [1], [2], [3]]])
     return world
+
+
+def export(
+    project, export_format: str, filters: dict | None = None, file_format: str = "jsonl"
+) -> list[dict]:
+    request = export_request_validate(
+        project=project, export_format=export_format, file_format=file_format, filters=filters or {}
+    )
+    data = b"".join(export_stream(request=request))
+    if file_format == "parquet":
+        return pq.read_table(io.BytesIO(data)).to_pylist()
+    if file_format == "jsonl.gz":
+        data = gzip.decompress(data)
+    return [json.loads(line) for line in data.decode().splitlines()]
+
+
+def counted(project, export_format: str, filters: dict) -> int:
+    request = export_request_validate(
+        project=project, export_format=export_format, file_format="jsonl", filters=filters
+    )
+    return export_rows_count(project=project, export_format=request.export_format, filters=request.filters)
