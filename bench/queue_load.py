@@ -76,6 +76,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker (default 4)")
     parser.add_argument("--keep-db", action="store_true", help="keep the benchmark database afterwards")
     parser.add_argument(
+        "--strategies",
+        default="breadth_first",
+        help="queue strategies to measure one after the other in this run, comma-separated "
+        "(breadth_first, uncertainty, disagreement; default breadth_first); with more than one the "
+        "JSON holds each run and each lease p99 over the first's",
+    )
+    parser.add_argument(
         "--small",
         action="store_true",
         help=f"a smoke run in seconds ({SMALL['labelers']} labelers for {SMALL['seconds']} s, "
@@ -94,6 +101,10 @@ def parse_args() -> argparse.Namespace:
         parser.error(
             "--labelers, --seconds, --prompts, --workers, --threads must be positive; --think-ms >= 0"
         )
+    args.strategies = [name.strip() for name in args.strategies.split(",") if name.strip()]
+    unknown = set(args.strategies) - {"breadth_first", "uncertainty", "disagreement"}
+    if not args.strategies or unknown:
+        parser.error(f"--strategies: unknown {sorted(unknown)}" if unknown else "--strategies: name one")
     if not args.database_url.startswith(("postgres://", "postgresql://")):
         parser.error("--database-url must be a postgres:// URL: the benchmark measures PostgreSQL")
     return args
@@ -132,8 +143,12 @@ def server_environment(args: argparse.Namespace, var_dir: str) -> dict[str, str]
     return env
 
 
-def seed(args: argparse.Namespace) -> dict[str, str]:
-    """Project, labelers with tokens, prompts with 4 candidates each. Returns {username: token}."""
+def seed(args: argparse.Namespace, strategy: str = "breadth_first") -> dict[str, str]:
+    """Project, labelers with tokens, prompts with 4 candidates each. Returns {username: token}.
+
+    Under a strategy other than breadth-first, an active reward-model version scores every
+    candidate (seeded random scores) and the periodic job's order is stored, as in production.
+    """
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
@@ -142,7 +157,7 @@ def seed(args: argparse.Namespace) -> dict[str, str]:
 
     project = Project.objects.create(
         name="Queue load", k=4, rankings_per_prompt=2, demonstrations_per_prompt=1,
-        min_demonstration_chars=20, lease_seconds=600,
+        min_demonstration_chars=20, lease_seconds=600, queue_strategy=strategy,
     )  # fmt: skip
     users = get_user_model().objects.bulk_create(
         get_user_model()(username=f"load{index:03d}", password="!") for index in range(args.labelers)
@@ -164,6 +179,31 @@ def seed(args: argparse.Namespace) -> dict[str, str]:
                 Candidate(prompt=prompt, text=text, content_hash=hashlib.sha256(text.encode()).hexdigest())
             )
     Candidate.objects.bulk_create(candidates, batch_size=4000)
+    if strategy != "breadth_first":
+        import random
+
+        from django.utils import timezone
+
+        from rewards.models import CandidateScore, RewardModel
+        from rewards.services.queue_order import queue_order_refresh
+
+        model = RewardModel.objects.create(
+            project=project,
+            version=1,
+            status="succeeded",
+            trigger="admin",
+            is_active=True,
+            finished_at=timezone.now(),
+        )
+        rng = random.Random(0)
+        CandidateScore.objects.bulk_create(
+            (
+                CandidateScore(candidate_id=pk, reward_model=model, score=rng.gauss(0.0, 1.5))
+                for pk in Candidate.objects.filter(prompt__project=project).values_list("pk", flat=True)
+            ),
+            batch_size=4000,
+        )
+        queue_order_refresh(project=project, seed=0)
     from django.db import connection
 
     with connection.cursor() as cursor:  # fresh statistics, as a running database has them
@@ -407,6 +447,36 @@ def percentile(values: list[float], q: float) -> float:
 
 def main() -> int:
     args = parse_args()
+    reports = {strategy: run(args, strategy) for strategy in args.strategies}
+    first = args.strategies[0]
+    if len(reports) == 1:
+        report = reports[first]
+    else:
+        report = {
+            "runs": reports,
+            "ok": all(run_report["ok"] for run_report in reports.values()),
+            **{
+                f"{strategy}_lease_p99_over_{first}": round(
+                    reports[strategy]["lease_p99_ms"] / reports[first]["lease_p99_ms"], 3
+                )
+                for strategy in args.strategies[1:]
+            },
+        }
+        print()
+        print(f"{'strategy':<14} {'lease p50':>10} {'lease p99':>10} {'submit p99':>11} {'ratio p99':>10}")
+        for strategy, run_report in reports.items():
+            ratio = run_report["lease_p99_ms"] / reports[first]["lease_p99_ms"]
+            print(f"{strategy:<14} {run_report['lease_p50_ms']:>10.1f} {run_report['lease_p99_ms']:>10.1f} "
+                  f"{run_report['submit_p99_ms']:>11.1f} {ratio:>10.2f}")  # fmt: skip
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0 if report["ok"] else 1
+
+
+def run(args: argparse.Namespace, strategy: str) -> dict:
+    """One measured run with the project on `strategy`: a fresh database, seed, server, load."""
     var_dir = tempfile.mkdtemp(prefix="queue-load-")
     env = server_environment(args, var_dir)
     os.environ.update({k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "DEBUG", "SECRET_KEY",
@@ -422,7 +492,7 @@ def main() -> int:
 
     django.setup()
     started = time.monotonic()
-    tokens = seed(args)
+    tokens = seed(args, strategy)
     print(
         f"seeded {args.prompts} prompts x 4 candidates, {args.labelers} labelers in {time.monotonic() - started:.1f} s"
     )
@@ -465,6 +535,7 @@ def main() -> int:
         database_recreate(args.database_url, drop_only=True)
 
     report: dict = {
+        "strategy": strategy,
         "labelers": args.labelers, "seconds": round(elapsed, 2), "think_ms": args.think_ms,
         "gunicorn_workers": args.workers, "gunicorn_worker_class": args.worker_class,
         "gunicorn_threads": args.threads if args.worker_class == "gthread" else 1, "prompts": args.prompts,
@@ -515,11 +586,7 @@ def main() -> int:
           f"load generator {client_cpu:.1f} s")  # fmt: skip
     print(f"goal lease p99 < {GOAL_LEASE_P99_MS:.0f} ms: {'met' if report['goal_met'] else 'NOT met'}"
           + (" (small mode: a smoke run, latencies not judged)" if args.small else ""))  # fmt: skip
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {args.json}")
-    return 0 if report["ok"] else 1
+    return report
 
 
 if __name__ == "__main__":

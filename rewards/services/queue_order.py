@@ -5,8 +5,10 @@ stored on the prompts (annotation.services.queue_order) and the lease reads it f
 
 - `breadth_first`: no order of its own (every queue_rank 0): priority, then age.
 - `uncertainty`: prompts where the active reward model is least sure of the candidates' order
-  first (rewards.acquisition.acquisition_uncertainty over its stored scores); prompts it has not
-  scored come after the scored ones.
+  first: the mean over candidate pairs of 4 p (1 - p), p its Bradley-Terry probability from its
+  stored scores (rewards.acquisition.acquisition_closeness; a version is one model, so the ensemble
+  spread bench/active_learning.py also measures has no members to compare here); prompts it has
+  not scored come after the scored ones.
 - `disagreement`: prompts whose rankings disagree most first: labelers with each other and, where
   only one labeler has ranked, the reward model's order with that labeler's.
 Both mix in the project's exploration share of prompts in random order, so the model also sees what
@@ -28,10 +30,10 @@ from annotation.selectors.queue_order import (
 )
 from annotation.services.queue_order import prompts_queue_rank_set
 from rewards.acquisition import (
+    acquisition_closeness,
     acquisition_disagreement,
     acquisition_mix,
     acquisition_order,
-    acquisition_uncertainty,
 )
 from rewards.models import CandidateScore
 from rewards.selectors.reward_models import reward_model_active
@@ -70,9 +72,7 @@ def queue_order_compute(*, project: Project, seed: int = 0) -> list[int]:
                 candidate_id in known for candidate_id in candidates[prompt_id]
             )
             acquisition[prompt_id] = (
-                acquisition_uncertainty(scores=[known[c] for c in candidates[prompt_id]])
-                if complete
-                else None
+                acquisition_closeness(scores=[known[c] for c in candidates[prompt_id]]) if complete else None
             )
     else:
         orders = prompts_ranked_orders(prompt_ids=prompt_ids)

@@ -149,6 +149,16 @@ def test_queue_load_small(tmp_path, bench_database):
         "queue_load JSON",
     )
 
+    assert result["small"] is True
+    assert result["submissions"] > 0 and result["lease_requests"] > 0
+    assert (result["ok"], result["double_leases"], result["lost_submissions"], result["stored_twice"]) == (
+        True,
+        0,
+        0,
+        0,
+    )
+    assert not database_exists(bench_database), "queue_load left its database behind"
+
 
 @pytest.mark.postgres
 def test_queue_load_small_measures_the_uncertainty_strategy_beside_breadth_first(tmp_path, bench_database):
@@ -167,15 +177,6 @@ def test_queue_load_small_measures_the_uncertainty_strategy_beside_breadth_first
     )
     assert result["ok"] and set(result["runs"]) == {"breadth_first", "uncertainty"}
     assert result["runs"]["uncertainty"]["strategy"] == "uncertainty"
-    assert result["small"] is True
-    assert result["submissions"] > 0 and result["lease_requests"] > 0
-    assert (result["ok"], result["double_leases"], result["lost_submissions"], result["stored_twice"]) == (
-        True,
-        0,
-        0,
-        0,
-    )
-    assert not database_exists(bench_database), "queue_load left its database behind"
 
 
 @pytest.mark.postgres
