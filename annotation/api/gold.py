@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -50,16 +51,16 @@ class PauseLiftInputSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=MAX_LIFT_REASON_CHARS)
 
 
-class GoldStandingListApi(APIView):
-    """Per labeler: standing, gold accuracy (all and rolling), qualification, why they are paused."""
+class GoldStandingListApi(GenericAPIView):
+    """Per labeler: standing, gold accuracy (all and rolling), qualification, why they are paused.
+    Paginated like every list."""
 
     permission_classes = [IsProjectReviewer]
 
     @extend_schema(operation_id="gold_standing_list", responses={200: GoldStandingSerializer(many=True)})
     def get(self, request, project_id: int):
-        return Response(
-            [output_data(GoldStandingSerializer, row) for row in gold_standings(project=self.project)]
-        )
+        page = self.paginate_queryset(gold_standings(project=self.project))
+        return self.get_paginated_response([output_data(GoldStandingSerializer, row) for row in page or []])
 
 
 class MembershipPauseLiftApi(APIView):

@@ -253,7 +253,8 @@ def test_rolling_gold_accuracy_pauses_and_a_lift_restores(
     admin_api = APIClient()
     admin_api.force_authenticate(admin_user)
     standings = {
-        row["username"]: row for row in admin_api.get(f"/api/projects/{project.pk}/gold/labelers/").json()
+        row["username"]: row
+        for row in admin_api.get(f"/api/projects/{project.pk}/gold/labelers/").json()["results"]
     }
     assert standings[labeler.username]["standing"] == "paused"
     assert standings[labeler.username]["pause_reason"] == membership.pause_reason
@@ -321,7 +322,10 @@ def test_reviewer_reads_standings_and_gold_check_is_recorded(project, labeler, m
     assert prompt.rankings_done == 0
     api = APIClient()
     api.force_authenticate(reviewer)
-    rows = {row["username"]: row for row in api.get(f"/api/projects/{project.pk}/gold/labelers/").json()}
+    rows = {
+        row["username"]: row
+        for row in api.get(f"/api/projects/{project.pk}/gold/labelers/").json()["results"]
+    }
     assert rows[labeler.username]["gold_checks"] == 1 and rows[labeler.username]["gold_accuracy"] == 1.0
     assert reviewer.username not in rows
     assert (
