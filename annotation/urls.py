@@ -3,10 +3,11 @@ reviewer pages and API (exports, quality, dashboards)."""
 
 from django.urls import path
 
-from annotation.api import converse, exports, gold, history, imports, quality
+from annotation.api import converse, exports, history, imports, quality, review
 from annotation.api import labeler as labeler_api
 from annotation.views import dashboard as views_dashboard
 from annotation.views import dashboard_conversations as views_conversations
+from annotation.views import review as views_review
 from annotation.views.labeler import labeler_history_page, labeler_home, labeler_task
 from annotation.views.triage import dashboard_triage
 
@@ -139,16 +140,6 @@ api = [
         quality.QueueDepthApi.as_view(),
         name="quality-queue-depth",
     ),
-    path(
-        "api/projects/<int:project_id>/gold/labelers/",
-        gold.GoldStandingListApi.as_view(),
-        name="gold-standings",
-    ),
-    path(
-        "api/projects/<int:project_id>/gold/labelers/<int:user_id>/lift",
-        gold.MembershipPauseLiftApi.as_view(),
-        name="membership-pause-lift",
-    ),
     path("api/rankings/<int:ranking_id>/gold", quality.RankingGoldSetApi.as_view(), name="ranking-gold-set"),
     path(
         "api/rankings/<int:ranking_id>/exclude", quality.RankingExcludeApi.as_view(), name="ranking-exclude"
@@ -160,6 +151,22 @@ api = [
         "api/prompts/<int:prompt_id>/more-rankings",
         quality.PromptMoreRankingsApi.as_view(),
         name="prompt-more-rankings",
+    ),
+    path("api/projects/<int:project_id>/review/next", review.ReviewNextApi.as_view(), name="api-review-next"),
+    path(
+        "api/projects/<int:project_id>/review/decide",
+        review.ReviewDecideApi.as_view(),
+        name="api-review-decide",
+    ),
+    path(
+        "api/projects/<int:project_id>/adjudication/",
+        review.AdjudicationListApi.as_view(),
+        name="api-adjudication-list",
+    ),
+    path(
+        "api/projects/<int:project_id>/adjudication/<int:prompt_id>",
+        review.AdjudicationDetailApi.as_view(),
+        name="api-adjudication-detail",
     ),
 ]
 
@@ -182,6 +189,17 @@ pages = [
         name="dashboard-conversation",
     ),
     path("dashboard/projects/<int:project_id>/triage/", dashboard_triage, name="dashboard-triage"),
+    path("dashboard/projects/<int:project_id>/review/", views_review.review_queue_page, name="review-queue"),
+    path(
+        "dashboard/projects/<int:project_id>/adjudication/",
+        views_review.adjudication_list_page,
+        name="review-adjudication-list",
+    ),
+    path(
+        "dashboard/projects/<int:project_id>/adjudication/<int:prompt_id>/",
+        views_review.adjudication_page,
+        name="review-adjudication",
+    ),
     path(
         "dashboard/projects/<int:project_id>/exports/",
         views_dashboard.dashboard_exports,

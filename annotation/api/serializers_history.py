@@ -47,6 +47,14 @@ class HistorySkipSerializer(serializers.Serializer):
     reason = serializers.CharField()
 
 
+class HistoryReviewSerializer(serializers.Serializer):
+    outcome = serializers.ChoiceField(
+        choices=["pending", "accepted", "rejected"], help_text="The latest review of this submission."
+    )
+    note = serializers.CharField(allow_blank=True, help_text="The reviewer's note (empty while pending).")
+    at = serializers.DateTimeField()
+
+
 class HistoryRowSerializer(serializers.Serializer):
     """One task the labeler closed. Exactly the part named by `kind` is set; the others are null."""
 
@@ -62,3 +70,4 @@ class HistoryRowSerializer(serializers.Serializer):
     demonstration = HistoryDemonstrationSerializer(allow_null=True)
     ranking = HistoryRankingSerializer(allow_null=True)
     skip = HistorySkipSerializer(allow_null=True)
+    review = HistoryReviewSerializer(allow_null=True, help_text="Null when it was never reviewed.")

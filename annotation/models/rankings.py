@@ -28,6 +28,8 @@ FLAG_KEYS: frozenset[str] = frozenset(key for key, _ in FLAG_CHOICES)
 class RankingSource(models.TextChoices):
     LABELER = "labeler", "Labeler"
     IMPORT = "import", "Imported preference data"
+    # A reviewer's order for a prompt its labelers disagreed on: gold, and never a labeler's slot.
+    ADJUDICATION = "adjudication", "Adjudicated by a reviewer"
 
 
 class Ranking(models.Model):

@@ -18,8 +18,9 @@ from django.contrib.auth.models import User
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce, Substr
 
-from annotation.models import Assignment, Candidate, Demonstration, Project, Ranking
+from annotation.models import Assignment, Candidate, Demonstration, Project, QualityEvent, Ranking
 from annotation.models.assignments import AssignmentStatus, TaskKind
+from annotation.models.quality import QualityAction
 from annotation.permissions import projects_for_role
 from config.errors import ValidationFailed
 
@@ -147,11 +148,39 @@ def _ranking_parts(rankings: list[Ranking], *, shown: dict[int, list[int]]) -> d
     return parts
 
 
+REVIEW_OUTCOMES: dict[str, str] = {
+    QualityAction.REVIEW_REQUEST: "pending",
+    QualityAction.REVIEW_ACCEPT: "accepted",
+    QualityAction.REVIEW_REJECT: "rejected",
+}
+
+
+def _latest_reviews(
+    *, ranking_ids: list[int], demonstration_ids: list[int]
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """Per ("ranking" | "demonstration", id): the latest review event's outcome, the reviewer's note
+    and when. Why it was sent to review (a sample, a signal) is the reviewers' business, not shown."""
+    events = (
+        QualityEvent.objects.filter(action__in=list(REVIEW_OUTCOMES))
+        .filter(Q(ranking_id__in=ranking_ids) | Q(demonstration_id__in=demonstration_ids))
+        .order_by("created_at", "id")
+        .values_list("ranking_id", "demonstration_id", "action", "reason", "created_at")
+    )
+    latest: dict[tuple[str, int], dict[str, Any]] = {}
+    for ranking_id, demonstration_id, action, reason, at in events:
+        key = (
+            (HistoryKind.RANKING, ranking_id) if ranking_id else (HistoryKind.DEMONSTRATION, demonstration_id)
+        )
+        outcome = REVIEW_OUTCOMES[action]
+        latest[key] = {"outcome": outcome, "note": "" if outcome == "pending" else reason, "at": at}
+    return latest
+
+
 def history_rows(*, assignments: Sequence[Assignment]) -> list[dict[str, Any]]:
     """One row per closed assignment (as `labeler_history` returns them), in the order given.
 
-    Three batched reads whatever the number of rows: rankings with their items, demonstrations,
-    and the excerpts of the ranked answers.
+    Four batched reads whatever the number of rows: rankings with their items, demonstrations,
+    the excerpts of the ranked answers, and the latest review of each submission.
     """
     ids = [a.pk for a in assignments]
     rankings = list(Ranking.objects.filter(assignment_id__in=ids).prefetch_related("items"))
@@ -161,8 +190,13 @@ def history_rows(*, assignments: Sequence[Assignment]) -> list[dict[str, Any]]:
         row["assignment_id"]: row
         for row in Demonstration.objects.filter(assignment_id__in=ids)
         .annotate(head=Substr("text", 1, DEMONSTRATION_EXCERPT_CHARS * HEAD_FACTOR))
-        .values("assignment_id", "head", "seconds_spent")
+        .values("assignment_id", "id", "head", "seconds_spent")
     }
+    reviews = _latest_reviews(
+        ranking_ids=[ranking.pk for ranking in rankings],
+        demonstration_ids=[row["id"] for row in demonstrated.values()],
+    )
+    ranking_ids = {ranking.assignment_id: ranking.pk for ranking in rankings}
     rows = []
     for assignment in assignments:
         closed_at: datetime = getattr(assignment, "closed_at", None) or assignment.leased_at
@@ -176,6 +210,7 @@ def history_rows(*, assignments: Sequence[Assignment]) -> list[dict[str, Any]]:
             "demonstration": None,
             "ranking": None,
             "skip": None,
+            "review": None,
         }
         if assignment.status == AssignmentStatus.SKIPPED:
             row.update(
@@ -189,6 +224,7 @@ def history_rows(*, assignments: Sequence[Assignment]) -> list[dict[str, Any]]:
             if ranking is not None:
                 row["seconds_spent"] = ranking.pop("seconds_spent")
                 row["ranking"] = ranking
+                row["review"] = reviews.get((HistoryKind.RANKING, ranking_ids[assignment.pk]))
         else:
             demonstration = demonstrated.get(assignment.pk)
             row["kind"] = HistoryKind.DEMONSTRATION
@@ -197,5 +233,6 @@ def history_rows(*, assignments: Sequence[Assignment]) -> list[dict[str, Any]]:
                 row["demonstration"] = {
                     "excerpt": _head_excerpt(demonstration["head"], limit=DEMONSTRATION_EXCERPT_CHARS)
                 }
+                row["review"] = reviews.get((HistoryKind.DEMONSTRATION, demonstration["id"]))
         rows.append(row)
     return rows

@@ -6,6 +6,7 @@ from django.contrib.auth.models import User
 
 from annotation.models import Demonstration
 from annotation.models.assignments import Assignment, TaskKind
+from annotation.services.review import demonstration_review_sample
 from annotation.services.submissions import prompt_done_counts_add, submission_store
 from annotation.services.webhooks import webhook_demonstration_submitted
 from config.errors import ValidationFailed
@@ -59,6 +60,7 @@ def demonstration_submit(
             seconds_spent=seconds,
         )
         prompt_done_counts_add(prompt_id=assignment.prompt_id, kind=TaskKind.DEMONSTRATE)
+        demonstration_review_sample(demonstration=demonstration, project=assignment.project)
         # Sent once this submission commits; a rolled-back one sends nothing.
         webhook_demonstration_submitted(demonstration=demonstration, project_id=assignment.project_id)
         return demonstration

@@ -120,6 +120,11 @@ ENDPOINT_CLASS_BY_NAME: dict[str, str] = {
     "ranking-exclude": "project_reviewer_read",
     "ranking-restore": "project_reviewer_read",
     "prompt-more-rankings": "project_reviewer_read",
+    # Review and adjudication: reviewers act as well as read.
+    "api-review-next": "project_reviewer_read",
+    "api-review-decide": "project_reviewer_read",
+    "api-adjudication-list": "project_reviewer_read",
+    "api-adjudication-detail": "project_reviewer_read",
     # Lists only what the caller reviews (projects_for_role): anyone signed in, an outsider gets none.
     "reward-model-active-list": "labeler_self",
 }
@@ -224,7 +229,6 @@ def world(db, django_user_model, settings, tmp_path):
         "assignment_id": assignment.pk,
         "prompt_id": prompt.pk,
         "import_id": PromptImportJob.objects.create(project=project, filename="p.jsonl").pk,
-        "user_id": users["labeler"].pk,  # a member whose gold standing an admin may lift
     }
     try:
         from rewards.models import RewardModel
