@@ -3,7 +3,7 @@ reviewer pages and API (exports, quality, dashboards)."""
 
 from django.urls import path
 
-from annotation.api import converse, exports, history, imports, quality, review
+from annotation.api import converse, exports, gold, history, imports, quality, review
 from annotation.api import labeler as labeler_api
 from annotation.views import dashboard as views_dashboard
 from annotation.views import dashboard_conversations as views_conversations
@@ -139,6 +139,16 @@ api = [
         "api/projects/<int:project_id>/quality/queue-depth",
         quality.QueueDepthApi.as_view(),
         name="quality-queue-depth",
+    ),
+    path(
+        "api/projects/<int:project_id>/gold/labelers/",
+        gold.GoldStandingListApi.as_view(),
+        name="gold-standings",
+    ),
+    path(
+        "api/projects/<int:project_id>/gold/labelers/<int:user_id>/lift",
+        gold.MembershipPauseLiftApi.as_view(),
+        name="membership-pause-lift",
     ),
     path("api/rankings/<int:ranking_id>/gold", quality.RankingGoldSetApi.as_view(), name="ranking-gold-set"),
     path(

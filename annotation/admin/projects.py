@@ -6,10 +6,12 @@ from its own admin module, so this app never imports it.
 
 from __future__ import annotations
 
+from typing import cast
 from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.models import User
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import path, reverse
@@ -18,10 +20,12 @@ from django.utils.html import format_html
 from annotation.admin.prompts import prompt_import_job_page, prompt_import_page
 from annotation.admin.scoping import ProjectScopedAdminMixin
 from annotation.generation.base import GenerationFailed
-from annotation.models import Membership, Project
+from annotation.models import Membership, MembershipEvent, Project
 from annotation.models.projects import GenerationBackend, RankingLayout
 from annotation.permissions import user_sees_every_project
 from annotation.services.generation import generation_base_url_check, generation_model_path_check
+from annotation.services.gold import membership_pause_lift
+from config.errors import Conflict
 
 
 class ProjectAdminForm(forms.ModelForm):
@@ -119,10 +123,16 @@ def _server(url: str) -> tuple[str, str, int | None]:
     return parts.scheme.lower(), (parts.hostname or "").lower(), port
 
 
+# Standing on attention checks is set by gold submissions and lifted by the action below, never typed in.
+STANDING_FIELDS = ["qualification_status", "paused_at", "pause_reason", "pause_lifted_by", "pause_lifted_at"]
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 1
     autocomplete_fields = ["user"]
+    fields = ["user", "role", *STANDING_FIELDS]
+    readonly_fields = STANDING_FIELDS
 
 
 @admin.register(Project)
@@ -181,6 +191,18 @@ class ProjectAdmin(ProjectScopedAdminMixin, admin.ModelAdmin):
             {"fields": ["retrain_enabled", "retrain_min_new_comparisons", "reward_model_config"]},
         ),
         ("Dataset card of exports", {"fields": ["dataset_license", "dataset_source"]}),
+        (
+            "Attention checks and qualification",
+            {
+                "fields": [
+                    "gold_share",
+                    "qualification_tasks",
+                    "qualification_accuracy",
+                    "pause_accuracy",
+                    "pause_window",
+                ]
+            },
+        ),
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Project]:
@@ -233,9 +255,46 @@ class ProjectAdmin(ProjectScopedAdminMixin, admin.ModelAdmin):
         return prompt_import_job_page(self, request, project_id, job_id)
 
 
+class MembershipEventInline(admin.TabularInline):
+    """Why the labeler's standing changed: qualification, pauses on gold accuracy, lifts."""
+
+    model = MembershipEvent
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "action", "accuracy", "reason", "actor"]
+    readonly_fields = ["created_at", "action", "accuracy", "reason", "actor"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Membership | None = None) -> bool:
+        return False
+
+
 @admin.register(Membership)
 class MembershipAdmin(ProjectScopedAdminMixin, admin.ModelAdmin):
-    list_display = ["user", "project", "role", "created_at"]
-    list_filter = ["role", "project"]
+    list_display = [
+        "user",
+        "project",
+        "role",
+        "qualification_status",
+        "paused_at",
+        "pause_reason",
+        "created_at",
+    ]
+    list_filter = ["role", "qualification_status", "project"]
     search_fields = ["user__username", "project__name"]
     autocomplete_fields = ["user"]
+    readonly_fields = [*STANDING_FIELDS, "qualified_at"]
+    inlines = [MembershipEventInline]
+    actions = ["lift_pause"]
+
+    @admin.action(description="Lift pause / waive failed qualification")
+    def lift_pause(self, request: HttpRequest, queryset: QuerySet) -> None:
+        lifted = 0
+        for membership in queryset:
+            try:
+                membership_pause_lift(
+                    membership_id=membership.pk, actor=cast(User, request.user), reason="admin action"
+                )
+            except Conflict:
+                continue  # neither paused nor failed: nothing to lift
+            lifted += 1
+        self.message_user(request, f"Lifted {lifted} of {queryset.count()} selected.", messages.SUCCESS)

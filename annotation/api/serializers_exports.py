@@ -6,7 +6,14 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from annotation.exports.formats import FORMATS
-from annotation.exports.options import EDIT_PAIRS, KTO_SOURCES, PAIR_POLICIES, SPLIT_OUTPUTS, TIE_POLICIES
+from annotation.exports.options import (
+    CONSENSUS_WEIGHTINGS,
+    EDIT_PAIRS,
+    KTO_SOURCES,
+    PAIR_POLICIES,
+    SPLIT_OUTPUTS,
+    TIE_POLICIES,
+)
 from annotation.exports.writers import FILE_FORMATS
 from annotation.selectors.exports import export_job_progress
 
@@ -62,6 +69,12 @@ class ExportOptionsSerializer(serializers.Serializer):
         "rejected chain (per ranking that puts an edit above the reply it rewrote: the edit over that reply, "
         "and that reply over each answer ranked below it).",
     )
+    consensus_weighting = serializers.ChoiceField(
+        choices=CONSENSUS_WEIGHTINGS,
+        required=False,
+        help_text="consensus_only: every ranking's vote weighs 1 (unweighted), or its labeler's "
+        "estimated reliability (reliability), so careful labelers decide where the votes split.",
+    )
 
 
 class ExportFiltersSerializer(ExportOptionsSerializer):
@@ -74,6 +87,13 @@ class ExportFiltersSerializer(ExportOptionsSerializer):
     labelers = serializers.ListField(child=serializers.IntegerField(), required=False, help_text="User ids.")
     min_agreement = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
     consensus_only = serializers.BooleanField(required=False, default=False)
+    min_labeler_reliability = serializers.FloatField(
+        required=False,
+        min_value=0.0,
+        max_value=1.0,
+        help_text="Drop the rankings (and their pairs) of labelers whose estimated reliability is below "
+        "this (0-1); imports and labelers without an estimate are kept.",
+    )
     exclude_flagged = serializers.BooleanField(required=False, default=False)
     exclude_none_acceptable = serializers.BooleanField(
         required=False,
@@ -120,6 +140,13 @@ class ExportStreamQuerySerializer(ExportStartInputSerializer, ExportOptionsSeria
     labelers = serializers.CharField(required=False, help_text="Comma-separated user ids.")
     min_agreement = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
     consensus_only = serializers.BooleanField(required=False, default=False)
+    min_labeler_reliability = serializers.FloatField(
+        required=False,
+        min_value=0.0,
+        max_value=1.0,
+        help_text="Drop the rankings (and their pairs) of labelers whose estimated reliability is below "
+        "this (0-1); imports and labelers without an estimate are kept.",
+    )
     exclude_flagged = serializers.BooleanField(required=False, default=False)
     exclude_none_acceptable = serializers.BooleanField(
         required=False,

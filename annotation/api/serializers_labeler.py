@@ -36,6 +36,11 @@ class ProjectWorkSerializer(serializers.Serializer):
         allow_null=True,
         help_text="About how long one prompt's answers take to write, in seconds; null when none are being written.",
     )
+    standing = serializers.ChoiceField(
+        choices=["working", "qualifying", "not_qualified", "paused"],
+        help_text="working; qualifying (qualification tasks first); not_qualified or paused (no tasks here).",
+    )
+    standing_message = serializers.CharField(help_text="Why the labeler is gated, plainly; empty while working.")
 
 
 class HeldTaskSerializer(serializers.Serializer):

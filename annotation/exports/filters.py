@@ -26,6 +26,7 @@ FILTER_KEYS = (
             "exclude_flagged",
             "exclude_none_acceptable",
             "anonymise",
+            "min_labeler_reliability",
         }
     )
     | OPTION_KEYS
@@ -44,6 +45,8 @@ class ExportFilters:
     labeler flagged. `exclude_none_acceptable` drops the rankings (and their pairs) whose labeler found
     no answer acceptable; by default they are kept, since their order still says which answer is
     less bad. `anonymise` replaces labeler names by pseudonyms (see LabelerNames).
+    `min_labeler_reliability` (0-1) drops the rankings of labelers whose estimated reliability
+    (annotation/selectors/reliability.py) is below it; imports and labelers without an estimate stay.
     """
 
     date_from: datetime | None = None
@@ -54,6 +57,7 @@ class ExportFilters:
     exclude_flagged: bool = False
     exclude_none_acceptable: bool = False
     anonymise: bool = False
+    min_labeler_reliability: float | None = None
     pair_policy: str = "all"
     tie_policy: str = "drop"
     margin: bool = False
@@ -63,6 +67,7 @@ class ExportFilters:
     test_fraction: float = 0.0
     split_output: str = "column"
     edit_pairs: str = "all"
+    consensus_weighting: str = "unweighted"
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -164,7 +169,7 @@ def _parse_labelers(value: Any) -> tuple[int, ...] | None:
     return tuple(sorted(set(ids)))
 
 
-def _parse_fraction(value: Any) -> float | None:
+def _parse_fraction(value: Any, *, name: str = "min_agreement") -> float | None:
     if value in (None, ""):
         return None
     try:
@@ -173,15 +178,15 @@ def _parse_fraction(value: Any) -> float | None:
         number = float(value)
     except (TypeError, ValueError):
         raise ValidationFailed(
-            f"min_agreement must be a number between 0 and 1, not {value!r}",
+            f"{name} must be a number between 0 and 1, not {value!r}",
             code="invalid_filter",
-            details={"filter": "min_agreement"},
+            details={"filter": name},
         ) from None
     if not 0.0 <= number <= 1.0:
         raise ValidationFailed(
-            "min_agreement must be between 0 and 1",
+            f"{name} must be between 0 and 1",
             code="invalid_filter",
-            details={"filter": "min_agreement"},
+            details={"filter": name},
         )
     return number
 
@@ -217,6 +222,9 @@ def export_filters_parse(*, raw: dict[str, Any] | None) -> ExportFilters:
             raw.get("exclude_none_acceptable"), name="exclude_none_acceptable"
         ),
         anonymise=_parse_bool(raw.get("anonymise"), name="anonymise"),
+        min_labeler_reliability=_parse_fraction(
+            raw.get("min_labeler_reliability"), name="min_labeler_reliability"
+        ),
         **export_options_parse(raw=raw, parse_bool=_parse_bool),
     )
 

@@ -18,6 +18,9 @@ SPLIT_OUTPUTS = ("column", "files")
 # Conversation pairs: every pair, none holding a labeler's edit, or the edited > chosen > rejected
 # chain (defined in annotation/exports/conversations.py).
 EDIT_PAIRS = ("all", "without_edits", "edited_chosen_rejected")
+# consensus_only: every ranking's vote weighs 1, or its labeler's estimated reliability (log-odds,
+# annotation/selectors/reliability.py), so careful labelers decide where the votes split.
+CONSENSUS_WEIGHTINGS = ("unweighted", "reliability")
 
 # Ratings are 1-7 (RankingItem); 5 and up reads as "good", 3 and below as "poor", 4 is left out.
 DEFAULT_DESIRABLE_RATING = 5
@@ -33,6 +36,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "test_fraction": 0.0,
     "split_output": "column",
     "edit_pairs": "all",
+    "consensus_weighting": "unweighted",
 }
 OPTION_KEYS = frozenset(OPTION_DEFAULTS)
 
@@ -95,6 +99,7 @@ def export_options_parse(*, raw: dict[str, Any], parse_bool) -> dict[str, Any]:
         "test_fraction": _fraction(raw),
         "split_output": _choice(raw, "split_output", SPLIT_OUTPUTS),
         "edit_pairs": _choice(raw, "edit_pairs", EDIT_PAIRS),
+        "consensus_weighting": _choice(raw, "consensus_weighting", CONSENSUS_WEIGHTINGS),
     }
     if options["desirable_rating"] <= options["undesirable_rating"]:
         raise _error("desirable_rating must be above undesirable_rating", "desirable_rating")
@@ -105,9 +110,9 @@ def export_options_parse(*, raw: dict[str, Any], parse_bool) -> dict[str, Any]:
 
 # Which options each kind of format reads; any other option set away from its default is refused.
 _OPTIONS_BY_KIND = {
-    "pairs": {"pair_policy", "tie_policy", "margin"},
+    "pairs": {"pair_policy", "tie_policy", "margin", "consensus_weighting"},
     "kto": {"kto_from", "desirable_rating", "undesirable_rating"},
-    "rankings": set(),
+    "rankings": {"consensus_weighting"},
     "demonstrations": set(),
     "prompts": set(),
     "conversation_pairs": {"pair_policy", "tie_policy", "margin", "edit_pairs"},
@@ -123,11 +128,19 @@ _FILTERS_REFUSED_BY_KIND = {
         "exclude_flagged",
         "exclude_none_acceptable",
         "anonymise",
+        "min_labeler_reliability",
     ),
     # A demonstration is no ranking: nothing in it can be marked none acceptable.
-    "demonstrations": ("exclude_none_acceptable",),
+    "demonstrations": ("exclude_none_acceptable", "min_labeler_reliability"),
     # A tree holds every ranking and answer of its conversations; it is cut by the root's dates only.
-    "trees": ("labelers", "min_agreement", "consensus_only", "exclude_flagged", "exclude_none_acceptable"),
+    "trees": (
+        "labelers",
+        "min_agreement",
+        "consensus_only",
+        "exclude_flagged",
+        "exclude_none_acceptable",
+        "min_labeler_reliability",
+    ),
 }
 
 
@@ -150,6 +163,16 @@ def options_check_format(*, filters, kind: str, format_name: str) -> None:
         raise _error(
             "edit_pairs=edited_chosen_rejected follows each ranking's own order; it cannot use consensus_only",
             "edit_pairs",
+        )
+    if filters.consensus_weighting != "unweighted" and not filters.consensus_only:
+        raise _error("consensus_weighting applies to consensus_only exports", "consensus_weighting")
+    if filters.consensus_weighting != "unweighted" and filters.derives_pairs:
+        # Derived pairs (pair or tie policy, margin) take their consensus from exports/derived.py,
+        # which weighs every ranking alike: refused rather than silently unweighted.
+        raise _error(
+            "consensus_weighting=reliability reads the stored comparisons: leave pair_policy, tie_policy "
+            "and margin at their defaults",
+            "consensus_weighting",
         )
     for name in _FILTERS_REFUSED_BY_KIND.get(kind, ()):
         value = filters.labeler_ids if name == "labelers" else getattr(filters, name)

@@ -21,10 +21,16 @@ from annotation.exports.filters import ExportFilters, LabelerNames
 from annotation.models import Candidate, Comparison, Demonstration, Prompt, Ranking, RankingItem
 from annotation.models.quality import COUNTING_STATES
 from annotation.ranking_math import (
+    comparisons_from_order,
     consensus_from_orders,
     consensus_ranked_pairs,
     orders_agreement,
     pair_sets_agreement,
+)
+from annotation.selectors.reliability import (
+    labeler_reliabilities_below,
+    labeler_vote_weights,
+    votes_weighted_consensus,
 )
 
 BATCH_ROWS = 5000
@@ -86,6 +92,12 @@ def _filter_common(queryset, *, project_id: int, filters: ExportFilters, labeler
         "quality_state__in" if queryset.model in (Ranking, Demonstration) else "ranking__quality_state__in"
     )
     queryset = queryset.filter(**{counting: COUNTING_STATES})
+    if filters.min_labeler_reliability is not None and queryset.model is not Demonstration:
+        # Reliability is the labeler's over all their counted work, not only what these dates keep.
+        unreliable = labeler_reliabilities_below(
+            project_id=project_id, minimum=filters.min_labeler_reliability
+        )
+        queryset = queryset.exclude(**{f"{labeler_field}__in": unreliable})
     if filters.exclude_none_acceptable:
         # Rankings carry the mark themselves; comparisons through their ranking.
         marked = "none_acceptable" if queryset.model is Ranking else "ranking__none_acceptable"
@@ -142,7 +154,11 @@ def pair_row_count(*, project_id: int, filters: ExportFilters) -> int:
         if filters.exclude_flagged
         else set()
     )
-    rows = _pairs_after_quality_filters(_comparison_rows(project_id=project_id, filters=filters), filters)
+    rows = _pairs_after_quality_filters(
+        _comparison_rows(project_id=project_id, filters=filters),
+        filters,
+        weights=_consensus_weights(project_id=project_id, filters=filters),
+    )
     return sum(1 for row in rows if row[3] not in flagged and row[4] not in flagged)
 
 
@@ -156,8 +172,19 @@ def _comparison_rows(*, project_id: int, filters: ExportFilters) -> Iterator[Pai
     )
 
 
-def _pairs_after_quality_filters(rows: Iterator[PairTuple], filters: ExportFilters) -> Iterator[PairTuple]:
-    """Apply the per-prompt filters (minimum agreement, consensus) to one prompt's rows at a time."""
+def _consensus_weights(*, project_id: int, filters: ExportFilters) -> dict[int, float] | None:
+    """Each labeler's vote weight for a reliability-weighted consensus; None: every vote weighs 1."""
+    if filters.consensus_only and filters.consensus_weighting == "reliability":
+        return labeler_vote_weights(project_id=project_id)
+    return None
+
+
+def _pairs_after_quality_filters(
+    rows: Iterator[PairTuple], filters: ExportFilters, *, weights: dict[int, float] | None = None
+) -> Iterator[PairTuple]:
+    """Apply the per-prompt filters (minimum agreement, consensus) to one prompt's rows at a time.
+
+    `weights`: labeler id -> vote weight, for a reliability-weighted consensus (`_consensus_weights`)."""
     for prompt_id, group_iter in groupby(rows, key=itemgetter(0)):
         group = list(group_iter)
         by_ranking: dict[int | None, set[tuple[int, int]]] = defaultdict(set)
@@ -168,9 +195,17 @@ def _pairs_after_quality_filters(rows: Iterator[PairTuple], filters: ExportFilte
             if agreement is None or agreement < filters.min_agreement:
                 continue
         if filters.consensus_only:
-            consensus = consensus_ranked_pairs(
-                candidate_ids=[c for row in group for c in (row[3], row[4])],
-                pairs=[(row[3], row[4]) for row in group],
+            consensus = (
+                votes_weighted_consensus(
+                    candidate_ids=[c for row in group for c in (row[3], row[4])],
+                    votes=[(row[2], row[3], row[4]) for row in group],
+                    weights=weights,
+                )
+                if weights is not None
+                else consensus_ranked_pairs(
+                    candidate_ids=[c for row in group for c in (row[3], row[4])],
+                    pairs=[(row[3], row[4]) for row in group],
+                )
             )
             latest = max(row[5] for row in group)
             yield from ((prompt_id, None, None, better, worse, latest) for better, worse in consensus.pairs)
@@ -183,7 +218,13 @@ def pair_batches(*, project_id: int, filters: ExportFilters) -> Iterator[SourceB
     rows: Iterator[PairTuple] = _comparison_rows(project_id=project_id, filters=filters)
     # Counting through a wrapper costs a Python call per row, so only when filters drop rows.
     counter = _Counter(rows) if filters.needs_prompt_groups else None
-    stream = _pairs_after_quality_filters(counter, filters) if counter is not None else rows
+    stream = (
+        _pairs_after_quality_filters(
+            counter, filters, weights=_consensus_weights(project_id=project_id, filters=filters)
+        )
+        if counter is not None
+        else rows
+    )
     names = LabelerNames(anonymise=filters.anonymise, project_id=project_id)
     while True:
         batch = list(islice(stream, BATCH_ROWS))
@@ -288,6 +329,7 @@ def ranking_batches(*, project_id: int, filters: ExportFilters) -> Iterator[Sour
     """One PromptRankings per prompt, batched, with candidates (and provenance) and ranking items."""
     names = LabelerNames(anonymise=filters.anonymise, project_id=project_id)
     groups = _ranking_groups(project_id=project_id, filters=filters)
+    weights = _consensus_weights(project_id=project_id, filters=filters)
     while True:
         chunk: list[list[dict[str, Any]]] = []
         size = 0
@@ -338,7 +380,19 @@ def ranking_batches(*, project_id: int, filters: ExportFilters) -> Iterator[Sour
                 tally.agreement is None or tally.agreement < filters.min_agreement
             ):
                 continue
-            consensus = consensus_from_orders(orders=orders).order
+            consensus = (
+                votes_weighted_consensus(
+                    candidate_ids=[c for order in orders for g in order for c in g],
+                    votes=[
+                        (r["labeler_id"], better, worse)
+                        for r in group
+                        for better, worse in comparisons_from_order(order=r["order"])
+                    ],
+                    weights=weights,
+                ).order
+                if weights is not None
+                else consensus_from_orders(orders=orders).order
+            )
             for r in group:
                 r["items"] = items.get(r["id"], [])
             rankings = [] if filters.consensus_only else group

@@ -1,5 +1,6 @@
 from annotation.models.assignments import Assignment
 from annotation.models.exports import ExportJob
+from annotation.models.gold import GoldCheck, MembershipEvent
 from annotation.models.imports import PromptImportJob
 from annotation.models.live import LiveGeneration
 from annotation.models.projects import Membership, Project
@@ -14,8 +15,10 @@ __all__ = [
     "Comparison",
     "Demonstration",
     "ExportJob",
+    "GoldCheck",
     "LiveGeneration",
     "Membership",
+    "MembershipEvent",
     "Project",
     "Prompt",
     "PromptImportJob",

@@ -37,6 +37,13 @@ from annotation.models.rankings import FLAG_CHOICES, RankingSource
 from annotation.permissions import projects_for_labeler
 from annotation.selectors.candidates import QUEUED_STALE_AFTER, generation_seconds_per_prompt
 from annotation.selectors.converse import converse_task_data
+from annotation.selectors.gold import (
+    QUALIFYING,
+    WORKING,
+    gold_prompts_available,
+    gold_standing,
+    membership_for,
+)
 from annotation.selectors.projects import guidelines_html
 from annotation.sql.requests import candidate_texts
 
@@ -145,6 +152,28 @@ def work_available(*, labeler: User, now: datetime | None = None) -> list[dict[s
     now = now or timezone.now()
     rows = []
     for project in projects_for_labeler(user=labeler):
+        standing = gold_standing(project=project, membership=membership_for(project=project, labeler=labeler))
+        if standing.state != WORKING:
+            # Gated by attention checks (annotation/selectors/gold.py): say so plainly, and count only
+            # what the lease would serve (qualification tasks while qualifying, nothing otherwise).
+            rank = (
+                gold_prompts_available(project=project, labeler=labeler)
+                if standing.state == QUALIFYING
+                else 0
+            )
+            rows.append(
+                {
+                    "project": project,
+                    "demonstrate": 0,
+                    "rank": rank,
+                    "converse": 0,
+                    "rank_generating": 0,
+                    "generation_seconds": None,
+                    "standing": standing.state,
+                    "standing_message": standing.message,
+                }
+            )
+            continue
         counts: dict[str, Any] = {
             kind: (
                 prompts_needing_work(project=project, labeler=labeler, kind=kind, now=now).count()
@@ -165,7 +194,7 @@ def work_available(*, labeler: User, now: datetime | None = None) -> list[dict[s
         counts["generation_seconds"] = (
             generation_seconds_per_prompt(project=project) if counts["rank_generating"] else None
         )
-        rows.append({"project": project, **counts})
+        rows.append({"project": project, **counts, "standing": standing.state, "standing_message": ""})
     return rows
 
 

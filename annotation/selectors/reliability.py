@@ -11,6 +11,7 @@ queries that feed it, so the labeler stats, the prompt list and an export each c
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,13 +29,18 @@ from annotation.labeler_signals import (
 from annotation.models import Candidate, Demonstration, Project, Ranking
 from annotation.models.quality import COUNTING_STATES
 from annotation.models.rankings import RankingSource
+from annotation.ranking_math import Consensus, consensus_weighted_pairs
 from annotation.reliability import (
+    PRIOR_RELIABILITY,
     LabelerReliability,
     ReliabilityResult,
     judgments_from_rankings,
     rankings_krippendorff_alpha,
     reliability_estimate,
 )
+
+# The vote weight of a ranker without an estimate: the prior's, log(0.75 / 0.25).
+PRIOR_WEIGHT = math.log(PRIOR_RELIABILITY / (1.0 - PRIOR_RELIABILITY))
 
 
 @dataclass(frozen=True)
@@ -203,3 +209,34 @@ def project_krippendorff_alpha(*, project_id: int) -> float | None:
     """Ordinal Krippendorff's alpha over the project's counted rankings (as in `project_quality`)."""
     rankings = counted_rankings(project_id=project_id)
     return rankings_krippendorff_alpha(rankings=((r.prompt_id, r.id, r.order) for r in rankings))
+
+
+def labeler_vote_weights(*, project_id: int) -> dict[int, float]:
+    """Labeler id -> log-odds weight of one of their votes, from the project's counted work (negative:
+    an adversarial labeler's votes count flipped)."""
+    return {
+        int(labeler_id): estimate.weight  # type: ignore[call-overload]
+        for labeler_id, estimate in project_reliability(project_id=project_id).labelers.items()
+    }
+
+
+def votes_weighted_consensus(
+    *,
+    candidate_ids: Iterable[int],
+    votes: Iterable[tuple[int | None, int, int]],
+    weights: Mapping[int, float],
+) -> Consensus:
+    """Ranked pairs over (labeler_id, better, worse) votes, each weighing its labeler's `weights` entry.
+
+    A ranker without an estimate (an import, a gold ranking's author, someone new since) weighs as
+    the prior says a typical labeler does, so their votes neither vanish nor dominate.
+    """
+    net: dict[tuple[int, int], float] = defaultdict(float)
+    for labeler_id, better, worse in votes:
+        weight = weights.get(labeler_id, PRIOR_WEIGHT) if labeler_id is not None else PRIOR_WEIGHT
+        low, high = (better, worse) if better < worse else (worse, better)
+        net[(low, high)] += weight if better == low else -weight
+    margins = {
+        (low, high) if value > 0 else (high, low): abs(value) for (low, high), value in net.items() if value
+    }
+    return consensus_weighted_pairs(candidate_ids=candidate_ids, weights=margins)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +26,16 @@ from django.utils import timezone
 from annotation.models import Assignment, Project, Prompt
 from annotation.models.assignments import AssignmentStatus, TaskKind
 from annotation.permissions import MAX_ID, labeler_task_access_check, project_role
+from annotation.selectors.gold import (
+    QUALIFYING,
+    WORKING,
+    gold_choice,
+    gold_draw,
+    gold_standing,
+    membership_for,
+)
 from annotation.selectors.queue import KINDS, LEASE_KINDS, prompts_needing_work, slot_capacity
+from annotation.services.gold import gold_check_open
 from annotation.services.live import live_generation_start
 from annotation.sql.queue import (
     PromptForLease,
@@ -204,11 +214,47 @@ def assignment_lease(
         if lease.live and lease.project_id in project_ids and (kind is None or lease.kind == kind):
             return assignment_get_for_labeler(assignment_id=lease.assignment_id, labeler=labeler), False
     for project in projects:
+        standing = gold_standing(project=project, membership=membership_for(project=project, labeler=labeler))
         for wanted in [kind] if kind is not None else list(KINDS):
-            leased = _lease_in_project(project=project, labeler=labeler, kind=wanted, now=now)
+            # Attention checks come before the queue: a qualifying labeler is served gold only, a
+            # paused or unqualified one nothing here; the rest get gold at the project's share.
+            if standing.state != WORKING:
+                leased = (
+                    _lease_gold(project=project, labeler=labeler, now=now, qualification=True)
+                    if standing.state == QUALIFYING and wanted == TaskKind.RANK
+                    else None
+                )
+            elif wanted == TaskKind.RANK and gold_draw(project=project, labeler=labeler):
+                # No gold prompt left for them: real work, so the draw never starves anyone.
+                leased = _lease_gold(project=project, labeler=labeler, now=now, qualification=False)
+                leased = leased or _lease_in_project(project=project, labeler=labeler, kind=wanted, now=now)
+            else:
+                leased = _lease_in_project(project=project, labeler=labeler, kind=wanted, now=now)
             if leased is not None:
                 return leased, True
     return None, False
+
+
+def _lease_gold(*, project: Project, labeler: User, now: datetime, qualification: bool) -> Assignment | None:
+    """Lease a gold prompt as an ordinary rank task (same row, same shown order) and record it as a check.
+
+    Gold prompts have no slot to lock: the labeler's own lock (held) serialises their requests.
+    """
+    choice = gold_choice(project=project, labeler=labeler, now=now)
+    if choice is None:
+        return None
+    details = prompt_for_lease(prompt_id=choice.prompt_id, labeler_id=labeler.pk, kind=TaskKind.RANK, now=now)
+    details = replace(details, candidate_ids=choice.candidate_ids)
+    assignment = _assignment_create(
+        project=project,
+        prompt_id=choice.prompt_id,
+        details=details,
+        labeler=labeler,
+        kind=TaskKind.RANK,
+        now=now,
+    )
+    gold_check_open(assignment=assignment, choice=choice, qualification=qualification)
+    return assignment
 
 
 @transaction.atomic

@@ -14,6 +14,7 @@ from annotation.models import Project, Prompt, Ranking
 from annotation.models.assignments import Assignment, TaskKind
 from annotation.models.rankings import FLAG_KEYS, RankingSource
 from annotation.ranking_math import comparisons_from_order, order_validate
+from annotation.services.gold import gold_check_submitted
 from annotation.services.review import ranking_review_sample
 from annotation.services.submissions import prompt_done_counts_add, submission_store
 from annotation.services.webhooks import webhook_ranking_submitted
@@ -179,7 +180,9 @@ def ranking_submit(
             assignment=assignment,
             none_acceptable=none_acceptable,
         )
-        ranking_review_sample(ranking=ranking, project=assignment.project)
+        # A gold check is set aside (never counted, never sampled for review); real work may be sampled.
+        if gold_check_submitted(assignment=assignment, ranking=ranking) is None:
+            ranking_review_sample(ranking=ranking, project=assignment.project)
         # Sent once this submission commits; a rolled-back one sends nothing.
         webhook_ranking_submitted(ranking=ranking, project_id=assignment.project_id)
         return ranking

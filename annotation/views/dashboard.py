@@ -42,6 +42,8 @@ FILTER_FIELDS = (
     "test_fraction",
     "split_output",
     "edit_pairs",
+    "consensus_weighting",
+    "min_labeler_reliability",
 )
 FLAG_FIELDS = ("consensus_only", "exclude_flagged", "exclude_none_acceptable", "anonymise", "margin")
 

@@ -21,6 +21,7 @@
   getJSON(config.urls.summary).then(function (s) {
     setText("stat-agreement", s.agreement === null ? "–" : pct(s.agreement));
     setText("stat-tau", s.kendall_tau === null ? "–" : s.kendall_tau.toFixed(2));
+    setText("stat-alpha", s.krippendorff_alpha == null ? "–" : s.krippendorff_alpha.toFixed(2));
     setText("stat-gold", s.gold_agreement === null ? "–" : pct(s.gold_agreement));
     setText("stat-rankings", s.rankings);
     setText("stat-demonstrations", s.demonstrations);
@@ -195,6 +196,26 @@
           td.textContent = value;
           tr.appendChild(td);
         });
+        // Reliability (adversarial when significantly below 50 %) and the signals that fire, each
+        // with its value and reason on hover.
+        var reliability = document.createElement("td");
+        reliability.textContent = (row.reliability == null ? "–" : pct(row.reliability)) +
+          (row.adversarial ? " (adversarial)" : "");
+        if (row.adversarial) reliability.className = "error";
+        tr.appendChild(reliability);
+        var signals = document.createElement("td");
+        signals.className = "signals";
+        (row.signals_firing || []).forEach(function (name) {
+          var signal = row.signals[name];
+          var tag = document.createElement("span");
+          tag.className = "flag";
+          tag.textContent = name.replace(/_/g, " ") + " " + (signal.value === null ? "" : signal.value.toFixed(2));
+          tag.title = signal.reason + " (threshold " + signal.threshold + ")";
+          signals.appendChild(tag);
+          signals.appendChild(document.createTextNode(" "));
+        });
+        if (!signals.childNodes.length) signals.textContent = "–";
+        tr.appendChild(signals);
         body.appendChild(tr);
       });
     });
@@ -299,6 +320,11 @@
         consensus.appendChild(order(row.consensus_order, texts));
         if (row.cycles_broken) consensus.appendChild(document.createTextNode(" (cycle broken)"));
         tr.appendChild(consensus);
+        var weighted = document.createElement("td");
+        weighted.className = "consensus";
+        weighted.title = "Each labeler's vote weighted by their estimated reliability";
+        weighted.appendChild(order(row.weighted_consensus_order || [], texts));
+        tr.appendChild(weighted);
         var cell = document.createElement("td");
         row.rankings.forEach(function (ranking) {
           var line = document.createElement("div");

@@ -9,6 +9,7 @@ The pure math is tested in test_reliability.py and test_labeler_signals.py.
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import timedelta
 
@@ -19,6 +20,7 @@ from annotation.models import Assignment, Membership, QualityEvent, Ranking
 from annotation.models.assignments import AssignmentStatus, TaskKind
 from annotation.models.projects import Role
 from annotation.models.quality import QualityAction, QualityState
+from annotation.ranking_math import comparisons_from_order
 from annotation.reliability import rankings_krippendorff_alpha
 from annotation.services.prompts import prompt_create
 from annotation.services.quality import ranking_exclude
@@ -243,7 +245,7 @@ def test_near_duplicates_fire_on_the_copier_not_on_the_copied(world, api_client)
     assert stats["dupe"]["signals"]["near_duplicates"]["value"] == 1.0
 
 
-def test_reliability_and_weighted_consensus_follow_the_careful_labeler(world, api_client):
+def test_reliability_and_weighted_consensus_follow_the_careful_labeler(world, api_client, client):
     _team(world, {"adam": "adversarial"}, prompts=12)
     # One more prompt ranked only by a careful labeler and the adversarial one: the votes split.
     split = world.prompt()
@@ -269,6 +271,11 @@ def test_reliability_and_weighted_consensus_follow_the_careful_labeler(world, ap
     )
     assert summary["krippendorff_alpha"] == pytest.approx(expected)
     assert 0 < summary["krippendorff_alpha"] < 1 and "agreement" in summary and "kendall_tau" in summary
+
+    # The project page has the places the dashboard's script fills from these APIs.
+    client.force_login(world.users["rita"])
+    page = client.get(f"/dashboard/projects/{world.project.pk}/").content.decode()
+    assert 'id="stat-alpha"' in page and "Weighted consensus" in page and "Reliability</th>" in page
 
 
 def test_alpha_is_one_when_everyone_agrees_and_left_out_work_does_not_count(world, api_client):
@@ -320,3 +327,85 @@ def test_the_job_sends_a_spammers_recent_work_to_review_once(world):
     assert labeler_signals_review()[str(world.project.pk)]["rankings_sent"] == 0
     assert Ranking.objects.get(pk=recent[0].pk).quality_state == QualityState.COUNTED
     assert events.filter(action=QualityAction.REVIEW_REQUEST).count() == RECENT_RANKINGS
+
+
+def _export(api_client, project, **query) -> list[dict]:
+    response = api_client.get(f"/api/projects/{project.pk}/exports/stream", {"file_format": "jsonl", **query})
+    assert response.status_code == 200, response.content[:300]
+    return [json.loads(line) for line in b"".join(response.streaming_content).splitlines()]
+
+
+def test_exports_weight_the_consensus_and_filter_by_reliability(world, api_client, admin_user, client):
+    _team(world, {"adam": "adversarial"}, prompts=12)
+    split = world.prompt()
+    careful = world.rank(split, "carla", "careful")
+    world.rank(split, "adam", "adversarial")
+    careful_pairs = set(comparisons_from_order(order=careful.order))
+    api_client.force_authenticate(admin_user)
+
+    def split_pairs(rows):
+        return {(r["chosen_id"], r["rejected_id"]) for r in rows if r["prompt_id"] == split.pk}
+
+    unweighted = _export(api_client, world.project, export_format="pairs", consensus_only="true")
+    weighted = _export(
+        api_client,
+        world.project,
+        export_format="pairs",
+        consensus_only="true",
+        consensus_weighting="reliability",
+    )
+    assert split_pairs(unweighted) == set()  # one vote each way: no majority
+    assert split_pairs(weighted) == careful_pairs
+    assert len(weighted) > len(unweighted)
+
+    rankings = _export(
+        api_client,
+        world.project,
+        export_format="rankings",
+        consensus_only="true",
+        consensus_weighting="reliability",
+    )
+    record = next(r for r in rankings if r["prompt_id"] == split.pk)
+    assert record["consensus_order"] == careful.order
+
+    everyone = _export(api_client, world.project, export_format="pairs")
+    reliable = _export(api_client, world.project, export_format="pairs", min_labeler_reliability="0.5")
+    assert {r["labeler"] for r in everyone} == {*CAREFUL, "adam"}
+    assert {r["labeler"] for r in reliable} == set(CAREFUL)
+    assert len(reliable) == len([r for r in everyone if r["labeler"] != "adam"])
+
+    url = f"/api/projects/{world.project.pk}/exports/stream"
+    refused = [
+        {"export_format": "pairs", "consensus_weighting": "reliability"},  # needs consensus_only
+        {"export_format": "pairs", "consensus_only": "true", "consensus_weighting": "loudest"},
+        {"export_format": "pairs", "min_labeler_reliability": "1.5"},
+        {"export_format": "prompts", "min_labeler_reliability": "0.5"},
+        {
+            "export_format": "pairs",
+            "consensus_only": "true",
+            "consensus_weighting": "reliability",
+            "margin": "true",
+        },
+    ]
+    for query in refused:
+        response = api_client.get(url, {"file_format": "jsonl", **query})
+        assert response.status_code == 400, query
+
+    # The dashboard's export form offers both and passes them on.
+    client.force_login(admin_user)
+    page = client.get(f"/dashboard/projects/{world.project.pk}/exports/").content.decode()
+    assert 'name="consensus_weighting"' in page and 'name="min_labeler_reliability"' in page
+    download = client.get(
+        f"/dashboard/projects/{world.project.pk}/exports/download",
+        {
+            "export_format": "pairs",
+            "file_format": "jsonl",
+            "consensus_only": "on",
+            "consensus_weighting": "reliability",
+            "min_labeler_reliability": "0.1",
+        },
+    )
+    assert download.status_code == 200
+    rows = [json.loads(line) for line in b"".join(download.streaming_content).splitlines()]
+    # adam is dropped before the consensus: carla alone decides the split prompt.
+    assert split_pairs(rows) == careful_pairs

@@ -229,6 +229,7 @@ def world(db, django_user_model, settings, tmp_path):
         "assignment_id": assignment.pk,
         "prompt_id": prompt.pk,
         "import_id": PromptImportJob.objects.create(project=project, filename="p.jsonl").pk,
+        "user_id": users["labeler"].pk,  # a member whose gold standing an admin may lift
     }
     try:
         from rewards.models import RewardModel
