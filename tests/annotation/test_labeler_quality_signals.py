@@ -409,3 +409,11 @@ def test_exports_weight_the_consensus_and_filter_by_reliability(world, api_clien
     rows = [json.loads(line) for line in b"".join(download.streaming_content).splitlines()]
     # adam is dropped before the consensus: carla alone decides the split prompt.
     assert split_pairs(rows) == careful_pairs
+
+
+def test_the_job_is_scheduled_by_beat_on_the_default_queue():
+    from config.celery import app
+
+    assert any(e["task"] == "annotation.labeler_signals_review" for e in app.conf.beat_schedule.values())
+    assert app.conf.task_routes["annotation.labeler_signals_review"] == {"queue": "default"}
+    assert "annotation.labeler_signals_review" in app.tasks
