@@ -9,7 +9,9 @@ from html import escape
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from annotation.models import Assignment, GoldCheck, Membership, MembershipEvent, Project, Prompt, Ranking
@@ -18,9 +20,10 @@ from annotation.models.gold import StandingAction
 from annotation.models.projects import QualificationStatus, Role
 from annotation.models.quality import QualityState
 from annotation.models.rankings import RankingSource
-from annotation.selectors.queue import work_available
+from annotation.selectors.queue import prompts_needing_work, work_available
 from annotation.services.assignments import assignment_lease
 from annotation.services.rankings import ranking_record, ranking_submit
+from annotation.sql.queue import prompt_next_locked
 from tests.annotation.queue_helpers import candidates_add
 
 pytestmark = pytest.mark.django_db
@@ -332,3 +335,41 @@ def test_reviewer_reads_standings_and_gold_check_is_recorded(project, labeler, m
         api.post(f"/api/projects/{project.pk}/gold/labelers/{labeler.pk}/lift", {}, format="json").status_code
         == 403
     )
+
+
+def test_fast_path_and_specification_agree_with_gold_checks_present(
+    project, labeler, other_labeler, make_prompts
+):
+    """Gold checks (submitted and excluded, or leased and live) change nothing the queue's fast path
+    and its specification disagree on: for another labeler both pick the same prompts in order."""
+    project.gold_share = 1.0
+    project.save(update_fields=["gold_share"])
+    _gold_prompts(project, make_prompts, 3)
+    _real_prompts(project, make_prompts, 2)
+    for _ in range(2):
+        assignment, _ = assignment_lease(labeler=labeler, kind=TaskKind.RANK)
+        _submit(assignment, labeler, correct=True)
+    held, _ = assignment_lease(labeler=labeler, kind=TaskKind.RANK)  # a live gold lease holds a slot
+    assert _is_gold(held)
+    now = timezone.now()
+    expected = list(
+        prompts_needing_work(project=project, labeler=other_labeler, kind=TaskKind.RANK, now=now).values_list(
+            "pk", flat=True
+        )
+    )
+    served, rejected = [], []
+    with transaction.atomic():
+        while True:
+            prompt_id = prompt_next_locked(
+                project=project,
+                labeler_id=other_labeler.pk,
+                kind=TaskKind.RANK,
+                capacity=project.rankings_per_prompt,
+                now=now,
+                rejected=rejected,
+            )
+            if prompt_id is None:
+                break
+            served.append(prompt_id)
+            rejected.append(prompt_id)
+    assert served == expected and len(expected) == 5
