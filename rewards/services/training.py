@@ -24,12 +24,11 @@ from django.utils import timezone
 from config.celery import worker_stop_requested
 from rewards.ml.artifacts import LoadedRewardModel, artifact_save
 from rewards.ml.config import TrainConfig
-from rewards.ml.evaluation import ScoredRanking, evaluation_report
-from rewards.ml.scoring import texts_score
-from rewards.ml.train import NoTrainingData, TrainResult, train
+from rewards.ml.train import NoTrainingData, train
 from rewards.models import RewardModel
-from rewards.selectors.evaluation import EvaluationData, evaluation_data
+from rewards.selectors.evaluation import evaluation_data
 from rewards.selectors.reward_models import training_data
+from rewards.services.evaluation import evaluation_measure
 from rewards.services.evaluation_set import evaluation_set_sync
 from rewards.services.runs import (
     reward_model_fail,
@@ -196,7 +195,8 @@ def _train_and_save(reward_model: RewardModel, *, folder: Path, heartbeat: _Hear
         )
         heartbeat(0.99, "measuring on the evaluation set")
         result.metrics["validation_source"] = "evaluation_set" if evaluation.examples else "held_out"
-        result.metrics["evaluation"] = _evaluation_measure(result, config=config, evaluation=evaluation)
+        loaded = LoadedRewardModel(model=result.model, tokenizer=result.tokenizer, config=config, meta={})
+        result.metrics["evaluation"] = evaluation_measure(loaded=loaded, evaluation=evaluation)
     finally:  # a project's num_threads is process-wide in torch: give the worker its own back
         torch.set_num_threads(threads_before)
     heartbeat(0.995, "saving the model")
@@ -214,28 +214,3 @@ def _train_and_save(reward_model: RewardModel, *, folder: Path, heartbeat: _Hear
     )
     if finished is None:
         raise TrainingStopped("the run was cancelled, failed or taken over while saving")
-
-
-def _evaluation_measure(result: TrainResult, *, config: TrainConfig, evaluation: EvaluationData) -> dict:
-    """The trained model's measures on the evaluation set (rewards/ml/evaluation.py), scored as the
-    saved model scores: float32, demonstrations averaging 0. Each distinct answer is scored once."""
-    loaded = LoadedRewardModel(model=result.model, tokenizer=result.tokenizer, config=config, meta={})
-    items: dict[int, tuple[list[dict[str, str]], str]] = {}
-    for example, ids in zip(evaluation.examples, evaluation.answer_ids, strict=True):
-        for candidate_id, answer in zip(ids, example.answers, strict=True):
-            items.setdefault(candidate_id, (example.turns, answer))
-    scores = dict(zip(items, texts_score(loaded, list(items.values())), strict=True))
-    scored = [
-        ScoredRanking(
-            prompt_key=example.prompt_key,
-            order=order,
-            scores={candidate_id: scores[candidate_id] for candidate_id in ids},
-        )
-        for example, ids, order in zip(
-            evaluation.examples, evaluation.answer_ids, evaluation.orders, strict=True
-        )
-    ]
-    return {
-        **evaluation.summary,
-        **evaluation_report(scored, labeler_labeler=evaluation.labeler_labeler),
-    }

@@ -5,9 +5,11 @@ fixture, and against the scores the scoring service stores); and the API that se
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 
 import pytest
+from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
@@ -16,7 +18,7 @@ from annotation.models.projects import Role
 from annotation.services.prompts import turns_hash
 from annotation.services.rankings import ranking_record
 from rewards.ml.evaluation import ScoredRanking, evaluation_report, score_histogram
-from rewards.models import CandidateScore, EvaluationPrompt, EvaluationSet, RewardModelStatus
+from rewards.models import CandidateScore, EvaluationPrompt, EvaluationSet, RewardModel, RewardModelStatus
 from rewards.selectors.reward_models import training_data
 from rewards.services.runs import reward_model_request
 from rewards.services.scoring import candidates_score
@@ -228,6 +230,38 @@ def test_a_version_stores_rm_labeler_beside_labeler_labeler_agreement(
     assert evaluation["scores"]["count"] == sum(evaluation["scores"]["counts"]) == len(answers)
     mean = sum(scores[cid] for cid in answers) / len(answers)
     assert evaluation["scores"]["mean"] == pytest.approx(mean, abs=1e-5)
+
+
+def test_versions_measured_again_stand_on_the_same_comparisons(
+    project, labeler, make_rankings, tiny_config, artifact_dir, settings, capsys
+):
+    settings.REWARD_MODEL_EVALUATION_SHARE = 0.3
+    project.reward_model_config = tiny_config
+    project.save()
+    make_rankings(project, prompts=12, labeler=labeler)
+    first = train_once(project)
+    make_rankings(project, prompts=12, labeler=labeler, start=12)
+    second = train_once(project)
+    before = first.metrics["evaluation"]["rankings"]
+    assert before < second.metrics["evaluation"]["rankings"]  # the set's new prompts were ranked
+
+    call_command("evaluate_reward_models", str(project.pk))
+    first.refresh_from_db()
+    again = RewardModel.objects.get(pk=second.pk).metrics["evaluation"]
+    assert (
+        first.metrics["evaluation"]["rankings"]
+        == again["rankings"]
+        == second.metrics["evaluation"]["rankings"]
+    )
+    assert first.metrics["evaluation"]["pairs"] == again["pairs"]
+    # The same model on the same comparisons: the same figures, from its saved files.
+    assert again["accuracy"] == pytest.approx(second.metrics["evaluation"]["accuracy"])
+    assert again["calibration"]["ece"] == pytest.approx(
+        second.metrics["evaluation"]["calibration"]["ece"], abs=1e-5
+    )
+    assert first.metrics["epochs"] and first.version == 1  # the rest of its metrics are kept
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["version"] for row in printed] == [1, 2]
 
 
 # --- The API -----------------------------------------------------------------------------------------
