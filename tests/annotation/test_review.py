@@ -361,6 +361,9 @@ def test_review_pages_render_for_reviewers(sampled, disputed, reviewer, labeler,
     assert queue.status_code == 200 and b'id="review-item"' in queue.content
     listing = page.get(f"/dashboard/projects/{sampled.pk}/adjudication/")
     assert listing.status_code == 200 and f'data-prompt="{disputed.pk}"'.encode() in listing.content
+    project_page = page.get(f"/dashboard/projects/{sampled.pk}/").content.decode()
+    assert f'href="/dashboard/projects/{sampled.pk}/review/"' in project_page
+    assert f'href="/dashboard/projects/{sampled.pk}/adjudication/"' in project_page
     one = page.get(f"/dashboard/projects/{sampled.pk}/adjudication/{disputed.pk}/")
     assert one.status_code == 200 and one.content.count(b'class="card review-ranking"') == 2
     page.force_login(labeler)
