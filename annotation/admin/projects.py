@@ -191,6 +191,7 @@ class ProjectAdmin(ProjectScopedAdminMixin, admin.ModelAdmin):
             {"fields": ["retrain_enabled", "retrain_min_new_comparisons", "reward_model_config"]},
         ),
         ("Dataset card of exports", {"fields": ["dataset_license", "dataset_source"]}),
+        ("Review and adjudication", {"fields": ["review_sample_rate", "adjudication_threshold"]}),
         (
             "Attention checks and qualification",
             {

@@ -384,3 +384,10 @@ def test_the_review_endpoints_are_in_the_openapi_schema(api_client):
     } <= operations
     decide = schema["paths"]["/api/projects/{project_id}/review/decide"]["post"]
     assert "requestBody" in decide
+
+
+def test_the_admin_sets_the_review_settings(project, admin_user):
+    page = APIClient()
+    page.force_login(admin_user)
+    html = page.get(f"/admin/annotation/project/{project.pk}/change/").content.decode()
+    assert 'name="review_sample_rate"' in html and 'name="adjudication_threshold"' in html
