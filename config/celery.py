@@ -187,6 +187,43 @@ def pool_process_leave_the_workers_group(**_: object) -> None:
     os.setpgid(0, 0)
 
 
+# Whether this worker consumes the `live` queue; set in its main process, inherited by its pool.
+_consumes_live_queue = False
+
+
+@worker_init.connect
+def worker_note_the_live_queue(sender: Any, **_: object) -> None:
+    """Sent with the WorkController once `--queues` is applied."""
+    global _consumes_live_queue
+    _consumes_live_queue = "live" in sender.app.amqp.queues.consume_from
+
+
+@worker_process_init.connect
+def pool_process_preload_live_models(**_: object) -> None:
+    """In a live worker's pool process, load the models converse turns stream from, in the background.
+
+    Loaded on first use instead, the first turn each pool process serves waits for it: 2-26 s to its
+    first token on 2 busy CPUs (bench/conversation.py), against about 0.5 s once loaded. In a thread,
+    because the pool gives a new process worker_proc_alive_timeout (4 s) to report for work; a turn
+    that arrives meanwhile waits in model_load for the load under way instead of loading again.
+    """
+    if _consumes_live_queue:
+        threading.Thread(target=_live_models_preload, name="live-models-preload", daemon=True).start()
+
+
+def _live_models_preload() -> None:
+    from django.db import connection
+
+    from annotation.services.generation import live_models_preload
+
+    try:
+        logger.info("preloaded for live turns: %s", live_models_preload() or "no model")
+    except Exception:  # a worker that cannot preload still serves turns, loading on first use
+        logger.exception("preloading the live models failed")
+    finally:
+        connection.close()  # this thread's own connection
+
+
 # On a warm shutdown (SIGTERM from honcho under `make run`, or `docker stop`) a task in flight gets
 # CELERY_WORKER_WARM_SHUTDOWN_SECONDS to finish or stop at its next step. Then the worker shuts down
 # cold, which hands the task back to the queue (acks late, rejected when its worker is lost) for a

@@ -225,6 +225,18 @@ class EmbeddedBackend:
                 )
         return completions
 
+    def preload(self) -> None:
+        """Load the model and make its streaming context now, so that a first stream starts at once.
+
+        Raises GenerationFailed as stream() would. Waits, as stream() does, for a stream in progress.
+        """
+        loaded = model_load(path=self.model_path, threads=self.threads, allowed_dirs=self.allowed_dirs)
+        with loaded.lock:
+            if loaded.stream_context is None:
+                loaded.stream_context = stream_context_create(
+                    llama=loaded.llama, threads=loaded.llama.n_threads
+                )
+
     def stream(
         self, *, turns: list[dict[str, str]], sampling: SamplingParams, seeds: Sequence[int]
     ) -> Iterator[StreamEvent]:

@@ -6,6 +6,8 @@ the GENERATION_* settings and a Project's generation fields and hands them over 
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 
 from annotation.generation.base import GenerationBackend, GenerationFailed, SamplingParams
@@ -14,6 +16,8 @@ from annotation.generation.hosts import HostPolicy
 from annotation.generation.openai_http import OpenAICompatibleBackend
 from annotation.models import Project
 from annotation.models.projects import GenerationBackend as BackendChoice
+
+logger = logging.getLogger(__name__)
 
 
 def generation_sampling_get(*, project: Project) -> SamplingParams:
@@ -84,3 +88,26 @@ def generation_backend_get(*, project: Project) -> GenerationBackend:
             allowed_hosts=settings.GENERATION_ALLOWED_HOSTS,
         )
     raise GenerationFailed(f"unknown generation backend {project.generation_backend!r}")
+
+
+def live_models_preload() -> list[str]:
+    """Load now the embedded models that converse turns stream from: those of active projects with
+    conversations on the embedded backend, each once, with its streaming context. Returns their paths.
+
+    For a pool process of the live worker as it starts (config/celery.py), so that the first turn it
+    serves does not wait seconds for the model. A model that cannot be loaded is logged and skipped:
+    the turn that needs it reports the error to the labeler.
+    """
+    projects = Project.objects.filter(
+        is_active=True, converse_per_prompt__gt=0, generation_backend=BackendChoice.EMBEDDED
+    )
+    paths: list[str] = []
+    for project in projects:
+        try:
+            backend = generation_backend_get(project=project)
+            if isinstance(backend, EmbeddedBackend) and backend.model_path not in paths:
+                backend.preload()
+                paths.append(backend.model_path)
+        except GenerationFailed as error:
+            logger.warning("could not preload the model of project %s: %s", project.pk, error.message)
+    return paths
