@@ -65,6 +65,7 @@ FALLBACK_QUESTIONS = [
     "How do I make my houseplants live longer?",
 ]
 NEXT_USER_TURN = "Tell me more about that."
+PRELOADED = "preloaded for live turns"  # what each live pool process logs once its models are loaded
 
 
 def parse_args() -> argparse.Namespace:
@@ -189,6 +190,17 @@ def stack_start(env: dict[str, str], var_dir: Path, port: int) -> list[subproces
     wait_until(web_answers, seconds=60, what="gunicorn")
     wait_until(lambda: "ready." in live_log.read_text(errors="replace"), seconds=90, what="the live worker")
     return [web, live]
+
+
+def live_preload_wait(var_dir: Path, *, seconds: float) -> float | None:
+    """Seconds until every live pool process says it preloaded its models (config/celery.py); None
+    when they do not within `seconds` (a worker without the hook loads on first use)."""
+    began = time.monotonic()
+    while time.monotonic() - began < seconds:
+        if (var_dir / "live.log").read_text(errors="replace").count(PRELOADED) >= LIVE_CONCURRENCY:
+            return time.monotonic() - began
+        time.sleep(0.2)
+    return None
 
 
 # ---- one labeler ------------------------------------------------------------------------------------
@@ -439,7 +451,10 @@ def report_print(report: dict[str, Any]) -> None:
     print(f"{'raw llama.cpp, K in turn':<24}{raw['turns']:>6}{raw['first_token_p50_s']:>11.3f}{'':>7}"
           f"{raw['turn_tokens_per_s_mean']:>11.1f}{'':>14}{raw['tokens_per_s_with_prompt']:>10.1f}"
           f"{raw['load_average_1m']:>8.2f}")  # fmt: skip
-    print(f"warm-up TTFT, each live worker process loading the model: "
+    preload = report["live_preload_s"]
+    preloaded = f"{preload:.1f} s after it was ready" if preload is not None else "NOT (loads on first use)"
+    print(f"live worker: models preloaded {preloaded}; "
+          f"warm-up TTFT, a first turn per pool process: "
           f"{', '.join(f'{value:.2f} s' for value in report['warmup_ttft_s'])}; "
           f"a model load here takes {raw['load_s']:.2f} s; threads {raw['threads']}")  # fmt: skip
     print("TTFT p50 parts, s: web request | broker pickup | model to first token | SSE poll")
@@ -481,10 +496,12 @@ def main() -> int:
     base = f"http://127.0.0.1:{port}"
     print(f"VAR_DIR {var_dir}; starting gunicorn and the live worker as Procfile.embedded ...", flush=True)
     processes = stack_start(env, var_dir, port)
+    preload_s = live_preload_wait(var_dir, seconds=120)
     phases: dict[str, dict[str, Any]] = {}
     all_rows: dict[str, list[dict]] = {}
     try:
-        # One turn per worker process at once, so each loads the model before anything is timed.
+        # One turn per worker process at once, so each has the model before anything is timed: what
+        # the first labelers after a start wait.
         warm_rows, _ = phase_run(
             base=base, project=project_id, tokens={n: tokens[n] for n in warm_names}, turns=1
         )
@@ -520,6 +537,7 @@ def main() -> int:
         "live_concurrency": LIVE_CONCURRENCY, "cpus": os.cpu_count(),
         "load_average_start": load_start, "load_average_end": [round(value, 2) for value in os.getloadavg()],
         "warmup_ttft_s": [row["ttft_s"] for row in warm_rows], "model_load_s": raw["load_s"],
+        "live_preload_s": preload_s,
         "phases": phases, "raw": raw, "ratio_to_raw": ratio, "goals": goals, "goal_met": all(goals.values()),
         "rows": {count: [{key: value for key, value in row.items() if key != "seeds"} for row in rows]
                  for count, rows in all_rows.items()},
