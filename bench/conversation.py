@@ -321,10 +321,11 @@ def rows_complete(rows: list[dict]) -> None:
 
     for row in rows:
         live = LiveGeneration.objects.get(assignment_id=row["assignment"])
-        sampled = dict(
-            Candidate.objects.filter(prompt_id=live.prompt_id).values_list("pk", "completion_tokens")
-        )
-        row["tokens"] = sum(sampled.get(pk) or 0 for pk in live.candidate_ids if pk is not None)
+        candidates = Candidate.objects.filter(prompt_id=live.prompt_id, seed__isnull=False)
+        sampled = {pk: (prompt_tokens, tokens) for pk, prompt_tokens, tokens in
+                   candidates.values_list("pk", "prompt_tokens", "completion_tokens")}  # fmt: skip
+        row["tokens"] = sum(sampled[pk][1] or 0 for pk in live.candidate_ids if pk in sampled)
+        row["prompt_tokens"] = next((value[0] for value in sampled.values()), None)
         row["row_tokens"] = live.tokens
         row["prompt"], row["seeds"] = live.prompt_id, list(live.seeds)
         stamps = [live.queued_at, live.started_at, live.first_token_at, live.finished_at]
@@ -422,6 +423,7 @@ def raw_run(rows: list[dict], *, sampling: Any) -> dict[str, Any]:
     runs = []
     for row in rows:
         prompt = turns_to_plain_text(turns=Prompt.objects.get(pk=row["prompt"]).turns)
+        llama.reset()  # each turn's prompt evaluated whole, as the live worker does; K answers share it
         run = answers(prompt, row["seeds"], sampling.max_tokens)
         run["tokens_per_s"] = run["tokens"] / run["stream_s"] if run["stream_s"] else 0.0
         runs.append(run)
@@ -462,6 +464,13 @@ def report_print(report: dict[str, Any]) -> None:
         parts = phase["ttft_parts_p50_s"]
         print(f"  {count} labeler(s): {parts['web_s']:.3f} | {parts['pickup_s']:.3f} | "
               f"{parts['model_first_token_s']:.3f} | {parts['sse_s']:.3f}")  # fmt: skip
+    print(f"one labeler, per turn:\n  {'turn':>4}{'prompt tok':>11}{'TTFT s':>8}{'pickup':>8}{'model':>7}"
+          f"{'SSE':>7}{'tok/s':>7} | raw {'first s':>8}{'tok/s':>7}")  # fmt: skip
+    for row, run in zip(report["rows"]["1"], raw["runs"], strict=True):
+        if "model_first_token_s" in row:
+            print(f"  {row['turn']:>4}{row['prompt_tokens'] or 0:>11}{row['ttft_s']:>8.2f}"
+                  f"{row['pickup_s']:>8.2f}{row['model_first_token_s']:>7.2f}{row['sse_s']:>7.3f}{row['tokens_per_s']:>7.1f} | raw "
+                  f"{run['first_token_s']:>8.2f}{run['tokens_per_s']:>7.1f}")  # fmt: skip
     one = phases["1"]
     print(f"tokens: sampled, all K ({one['tokens']} in the one-labeler phase; the row's `tokens`, events "
           f"with text, {one['row_tokens']}); raw llama.cpp {raw['tokens']}")  # fmt: skip
