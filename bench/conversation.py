@@ -469,7 +469,8 @@ def report_print(report: dict[str, Any]) -> None:
     for row, run in zip(report["rows"]["1"], raw["runs"], strict=True):
         if "model_first_token_s" in row:
             print(f"  {row['turn']:>4}{row['prompt_tokens'] or 0:>11}{row['ttft_s']:>8.2f}"
-                  f"{row['pickup_s']:>8.2f}{row['model_first_token_s']:>7.2f}{row['sse_s']:>7.3f}{row['tokens_per_s']:>7.1f} | raw "
+                  f"{row['pickup_s']:>8.2f}{row['model_first_token_s']:>7.2f}{row['sse_s']:>7.3f}"
+                  f"{row['tokens_per_s']:>7.1f} | raw "
                   f"{run['first_token_s']:>8.2f}{run['tokens_per_s']:>7.1f}")  # fmt: skip
     one = phases["1"]
     print(f"tokens: sampled, all K ({one['tokens']} in the one-labeler phase; the row's `tokens`, events "
