@@ -3,18 +3,22 @@ no Django: a worker computes them from stored candidate scores and rankings and 
 on each prompt, so leasing stays an indexed read (no model call inside a request).
 
 - `acquisition_uncertainty`: how unsure the reward model is about the order of a prompt's
-  candidates. Mean over the candidate pairs of 4 p (1 - p), p the Bradley-Terry probability that
-  one beats the other; 1 when every pair is a coin flip, near 0 when every order is clear. With an
-  ensemble, each candidate's score is a mean and a spread (standard deviation across members); the
-  score difference is then taken as Gaussian and p is its expected sigmoid (MacKay's probit
-  approximation), so members that disagree pull p towards 1/2 as a coin flip does.
+  candidates. Given an ensemble's scores: mean over candidate pairs of the spread (standard
+  deviation across members) of the score difference. Given one model's scores: its closeness.
+- `acquisition_information`: the BALD variant, mutual information between a pair's label and the
+  ensemble member, H(mean p) - mean H(p); bounded by ln 2, small for pairs every member calls a
+  coin flip.
+- `acquisition_closeness`: for a single model, mean over pairs of 4 p (1 - p), p the Bradley-Terry
+  probability; 1 when every pair is a coin flip.
 - `acquisition_disagreement`: how often the prompt's labelers disagree with each other.
 - `acquisition_order` and `acquisition_mix`: a strategy's order, with an exploration share of
   random prompts interleaved so the model does not only see what it already finds hard.
 
-Why mean p (1 - p) rather than the closest pair or the entropy: it is smooth in the scores, costs
-O(K^2) with K small, has the same order as the entropy for one pair, and for K > 2 it rewards
-prompts with many uncertain pairs (a ranking labels all C(K, 2) of them at once).
+Why an ensemble's spread rather than closeness to p = 1/2: closeness is highest for pairs whose
+two answers the model can hardly tell apart (near-identical embeddings, or what it has learnt to be
+a coin flip), and a label there teaches it little; members disagree where a label moves the model.
+bench/active_learning.py measures both on HH-RLHF: with an ensemble of heads the uncertainty order
+reached breadth-first's final accuracy with well under half its labels, closeness barely beat it.
 """
 
 from __future__ import annotations
@@ -28,41 +32,83 @@ from typing import TypeVar
 Key = TypeVar("Key", bound=Hashable)
 
 
-def _sigmoid(value: float) -> float:
-    if value >= 0:
-        return 1.0 / (1.0 + math.exp(-value))
-    exponential = math.exp(value)
+def pair_probability(*, difference: float) -> float:
+    """P(first beats second) under Bradley-Terry: the sigmoid of the score difference."""
+    if difference >= 0:
+        return 1.0 / (1.0 + math.exp(-difference))
+    exponential = math.exp(difference)  # the other form: exp of a large positive overflows
     return exponential / (1.0 + exponential)
 
 
-def pair_probability(*, difference: float, variance: float = 0.0) -> float:
-    """E[sigmoid(d)] for d ~ N(difference, variance): P(first beats second) under Bradley-Terry.
-
-    MacKay's approximation sigmoid(mu / sqrt(1 + pi variance / 8)); exact when variance is 0.
-    """
-    return _sigmoid(difference / math.sqrt(1.0 + math.pi * variance / 8.0))
-
-
-def acquisition_uncertainty(*, scores: Sequence[float], spreads: Sequence[float] | None = None) -> float:
-    """Mean of 4 p (1 - p) over the candidate pairs, in [0, 1]; 0.0 for fewer than two candidates.
-
-    scores: one reward per candidate (an ensemble's mean); spreads: the ensemble's standard
-    deviation per candidate, or None for a single model. Spreads are treated as independent
-    across candidates, which overstates the variance of a difference when members shift every
-    candidate together; an ensemble whose members agree on the order still scores low through
-    the means.
-    """
-    if spreads is not None and len(spreads) != len(scores):
-        raise ValueError("scores and spreads must have one entry per candidate")
-    pairs = list(combinations(range(len(scores)), 2))
+def acquisition_closeness(*, scores: Sequence[float]) -> float:
+    """Mean of 4 p (1 - p) over the candidate pairs of one model's scores, in [0, 1]; 0.0 for fewer
+    than two candidates."""
+    pairs = list(combinations(scores, 2))
     if not pairs:
         return 0.0
     total = 0.0
     for first, second in pairs:
-        variance = 0.0 if spreads is None else spreads[first] ** 2 + spreads[second] ** 2
-        p = pair_probability(difference=scores[first] - scores[second], variance=variance)
+        p = pair_probability(difference=first - second)
         total += 4.0 * p * (1.0 - p)
     return total / len(pairs)
+
+
+def _member_differences(member_scores: Sequence[Sequence[float]]) -> list[list[float]]:
+    """For each candidate pair, each member's score difference."""
+    if len(member_scores) < 2:
+        raise ValueError("an ensemble needs at least two members; use acquisition_closeness for one model")
+    candidates = len(member_scores[0])
+    if any(len(scores) != candidates for scores in member_scores):
+        raise ValueError("every member must score the same candidates")
+    return [
+        [scores[first] - scores[second] for scores in member_scores]
+        for first, second in combinations(range(candidates), 2)
+    ]
+
+
+def acquisition_uncertainty(
+    *, scores: Sequence[float] | None = None, member_scores: Sequence[Sequence[float]] | None = None
+) -> float:
+    """How unsure the reward model is about the order of one prompt's candidates; pass one of:
+
+    - scores: one model's reward per candidate -> `acquisition_closeness` (mean 4 p (1 - p)).
+    - member_scores[m][c]: ensemble member m's reward for candidate c (two members or more) ->
+      mean over candidate pairs of the standard deviation across members of the score difference,
+      in the scores' units (log-odds). Differences, not per-candidate spreads: members that shift
+      every candidate by the same amount agree on every order.
+
+    0.0 for fewer than two candidates. The two are on different scales: a project's prompts must
+    all be scored the same way to be compared (they are: by the active version).
+    """
+    if (scores is None) == (member_scores is None):
+        raise ValueError("pass scores (one model) or member_scores (an ensemble), not both")
+    if scores is not None:
+        return acquisition_closeness(scores=scores)
+    pairs = _member_differences(member_scores or [])
+    if not pairs:
+        return 0.0
+    total = 0.0
+    for differences in pairs:
+        mean = sum(differences) / len(differences)
+        total += math.sqrt(sum((d - mean) ** 2 for d in differences) / (len(differences) - 1))
+    return total / len(pairs)
+
+
+def _entropy(p: float) -> float:
+    return -sum(q * math.log(q) for q in (p, 1.0 - p) if q > 0.0)
+
+
+def acquisition_information(*, member_scores: Sequence[Sequence[float]]) -> float:
+    """BALD: mean over candidate pairs of H(mean of members' p) - mean of H(p), in nats, [0, ln 2]."""
+    pairs = _member_differences(member_scores)
+    if not pairs:
+        return 0.0
+    total = 0.0
+    for differences in pairs:
+        probabilities = [pair_probability(difference=d) for d in differences]
+        mean = sum(probabilities) / len(probabilities)
+        total += _entropy(mean) - sum(_entropy(p) for p in probabilities) / len(probabilities)
+    return max(total / len(pairs), 0.0)
 
 
 def _pair_outcomes(ranking: Sequence[Sequence[Hashable]]) -> dict[frozenset, Hashable | None]:

@@ -3,55 +3,83 @@
 from __future__ import annotations
 
 import math
-import random
 
 import pytest
 
 from rewards.acquisition import (
+    acquisition_closeness,
     acquisition_disagreement,
+    acquisition_information,
     acquisition_mix,
     acquisition_order,
     acquisition_uncertainty,
-    pair_probability,
 )
 
 
-def test_uncertainty_is_one_for_coin_flips_and_falls_as_the_order_gets_clear():
-    assert acquisition_uncertainty(scores=[0.3, 0.3, 0.3]) == pytest.approx(1.0)
-    assert acquisition_uncertainty(scores=[8.0, 0.0, -8.0]) < 0.01
+def test_closeness_is_one_for_coin_flips_and_falls_as_the_order_gets_clear():
+    assert acquisition_closeness(scores=[0.3, 0.3, 0.3]) == pytest.approx(1.0)
+    assert acquisition_closeness(scores=[8.0, 0.0, -8.0]) < 0.01
     # Mean of 4 p (1 - p) over the three pairs, by hand.
     p = [1 / (1 + math.exp(-d)) for d in (1.0, 3.0, 2.0)]  # pairs (0,1), (0,2), (1,2)
     expected = sum(4 * q * (1 - q) for q in p) / 3
-    assert acquisition_uncertainty(scores=[2.0, 1.0, -1.0]) == pytest.approx(expected)
+    assert acquisition_closeness(scores=[2.0, 1.0, -1.0]) == pytest.approx(expected)
     # Fewer than two candidates: nothing to order.
-    assert acquisition_uncertainty(scores=[1.0]) == 0.0 and acquisition_uncertainty(scores=[]) == 0.0
+    assert acquisition_closeness(scores=[1.0]) == 0.0 and acquisition_closeness(scores=[]) == 0.0
 
 
-def test_uncertainty_orders_prompts_from_closest_to_clearest():
-    prompts = {"clear": [4.0, -4.0], "close": [0.1, 0.0], "middle": [1.0, -0.5], "unscored": None}
-    scores = {
-        name: None if values is None else acquisition_uncertainty(scores=values)
-        for name, values in prompts.items()
-    }
-    assert acquisition_order(scores=scores) == ["close", "middle", "clear", "unscored"]
-
-
-def test_ensemble_spread_raises_uncertainty():
-    agreed = acquisition_uncertainty(scores=[2.0, -2.0], spreads=[0.0, 0.0])
-    assert agreed == pytest.approx(acquisition_uncertainty(scores=[2.0, -2.0]))
-    spread = acquisition_uncertainty(scores=[2.0, -2.0], spreads=[3.0, 3.0])
-    assert agreed < spread < 1.0
+def test_uncertainty_is_the_members_spread_of_each_pair_difference():
+    # One pair, differences 1, 3, 2 across three members: sample standard deviation 1.
+    assert acquisition_uncertainty(member_scores=[[1.0, 0.0], [3.0, 0.0], [2.0, 0.0]]) == pytest.approx(1.0)
+    # Members that shift every candidate by the same amount agree on every order.
+    assert acquisition_uncertainty(member_scores=[[1.0, 0.0, -2.0], [5.0, 4.0, 2.0]]) == pytest.approx(0.0)
+    # Three candidates: pair differences (a-b, a-c, b-c) are (0, 2, 2) and (2, 2, 0) -> spreads
+    # sqrt(2), 0, sqrt(2), mean 2 sqrt(2) / 3.
+    assert acquisition_uncertainty(member_scores=[[2.0, 2.0, 0.0], [2.0, 0.0, 0.0]]) == pytest.approx(
+        2 * math.sqrt(2) / 3
+    )
+    assert acquisition_uncertainty(member_scores=[[1.0], [2.0]]) == 0.0
     with pytest.raises(ValueError):
-        acquisition_uncertainty(scores=[1.0, 2.0], spreads=[0.1])
+        acquisition_uncertainty(member_scores=[[1.0, 2.0]])  # one model: pass scores
+    with pytest.raises(ValueError):
+        acquisition_uncertainty(member_scores=[[1.0, 2.0], [1.0]])
 
 
-@pytest.mark.parametrize(("difference", "variance"), [(0.0, 4.0), (1.5, 1.0), (-2.0, 9.0), (3.0, 0.25)])
-def test_pair_probability_is_the_expected_sigmoid(difference, variance):
-    rng = random.Random(0)
-    samples = [rng.gauss(difference, math.sqrt(variance)) for _ in range(40000)]
-    monte_carlo = sum(1 / (1 + math.exp(-d)) for d in samples) / len(samples)
-    # MacKay's approximation is within about 0.02 of the expectation.
-    assert pair_probability(difference=difference, variance=variance) == pytest.approx(monte_carlo, abs=0.02)
+def test_uncertainty_of_one_model_is_its_closeness():
+    assert acquisition_uncertainty(scores=[2.0, 1.0, -1.0]) == acquisition_closeness(scores=[2.0, 1.0, -1.0])
+    with pytest.raises(ValueError):
+        acquisition_uncertainty(scores=[1.0, 2.0], member_scores=[[1.0, 2.0], [2.0, 1.0]])
+    with pytest.raises(ValueError):
+        acquisition_uncertainty()
+
+
+def test_information_ignores_agreed_coin_flips_where_closeness_does_not():
+    agreed_coin_flip = [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]]
+    assert acquisition_information(member_scores=agreed_coin_flip) == pytest.approx(0.0)
+    assert acquisition_closeness(scores=[0.0, 0.0]) == 1.0
+    # Members sure of opposite orders: the mean is a coin flip, each member is certain -> ln 2.
+    assert acquisition_information(member_scores=[[30.0, 0.0], [0.0, 30.0]]) == pytest.approx(math.log(2))
+    # By hand for differences 1 and -2.
+    p = [1 / (1 + math.exp(-1.0)), 1 / (1 + math.exp(2.0))]
+
+    def entropy(q: float) -> float:
+        return -q * math.log(q) - (1 - q) * math.log(1 - q)
+
+    expected = entropy(sum(p) / 2) - (entropy(p[0]) + entropy(p[1])) / 2
+    assert acquisition_information(member_scores=[[1.0, 0.0], [0.0, 2.0]]) == pytest.approx(expected)
+
+
+def test_uncertainty_orders_prompts_most_disputed_first():
+    members = {
+        "agreed": [[2.0, 0.0], [2.1, 0.0], [1.9, 0.0]],
+        "disputed": [[2.0, 0.0], [-2.0, 0.0], [0.5, 0.0]],
+        "agreed_coin_flip": [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]],
+        "unscored": None,
+    }
+    scores = {
+        name: None if value is None else acquisition_uncertainty(member_scores=value)
+        for name, value in members.items()
+    }
+    assert acquisition_order(scores=scores) == ["disputed", "agreed", "agreed_coin_flip", "unscored"]
 
 
 def test_disagreement_counts_differing_pair_outcomes_across_rankings():
