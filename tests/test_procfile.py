@@ -174,7 +174,13 @@ def test_ctrl_c_stops_make_run_cleanly(tmp_path):
         text = output()
 
         assert status == 0, f"make run exited with {status} after Ctrl-C:\n{text[-4000:]}"
-        for word in ("web.1 stopped", "worker.1 stopped", "live.1 stopped", "beat.1 stopped", "Warm shutdown"):
+        for word in (
+            "web.1 stopped",
+            "worker.1 stopped",
+            "live.1 stopped",
+            "beat.1 stopped",
+            "Warm shutdown",
+        ):
             assert word in text, f"no {word!r} in the output:\n{text[-4000:]}"
         bad = [
             line

@@ -40,7 +40,9 @@ class ProjectWorkSerializer(serializers.Serializer):
         choices=["working", "qualifying", "not_qualified", "paused"],
         help_text="working; qualifying (qualification tasks first); not_qualified or paused (no tasks here).",
     )
-    standing_message = serializers.CharField(help_text="Why the labeler is gated, plainly; empty while working.")
+    standing_message = serializers.CharField(
+        help_text="Why the labeler is gated, plainly; empty while working."
+    )
 
 
 class HeldTaskSerializer(serializers.Serializer):
