@@ -190,6 +190,11 @@ class ProjectAdmin(ProjectScopedAdminMixin, admin.ModelAdmin):
             "Reward model",
             {"fields": ["retrain_enabled", "retrain_min_new_comparisons", "reward_model_config"]},
         ),
+        (
+            "Conversations with the model",
+            {"fields": ["converse_per_prompt", "converse_max_turns", "converse_own_opening"]},
+        ),
+        ("Queue strategy", {"fields": ["queue_strategy", "exploration_share"]}),
         ("Dataset card of exports", {"fields": ["dataset_license", "dataset_source"]}),
         ("Review and adjudication", {"fields": ["review_sample_rate", "adjudication_threshold"]}),
         (
@@ -201,6 +206,18 @@ class ProjectAdmin(ProjectScopedAdminMixin, admin.ModelAdmin):
                     "qualification_accuracy",
                     "pause_accuracy",
                     "pause_window",
+                ]
+            },
+        ),
+        (
+            "Bias and spam signals (a labeler whose signal passes its threshold is sent to review)",
+            {
+                "fields": [
+                    "position_bias_threshold",
+                    "repeated_order_threshold",
+                    "speed_ratio_threshold",
+                    "length_bias_threshold",
+                    "duplicate_share_threshold",
                 ]
             },
         ),

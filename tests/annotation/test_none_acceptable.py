@@ -13,6 +13,7 @@ from annotation.models import Comparison, Membership, Project, Ranking
 from annotation.models.projects import Role
 from annotation.selectors.agreement import agreement_scan
 from annotation.selectors.queue import ranking_layout
+from tests.annotation.admin_forms import project_form_defaults
 from tests.annotation.queue_helpers import candidates_add
 
 pytestmark = pytest.mark.django_db
@@ -201,6 +202,7 @@ def test_the_dashboard_export_form_offers_and_remembers_it(ranked, project, admi
 
 def _project_form(project: Project, **changes) -> dict:
     data = {
+        **project_form_defaults(project),
         "name": project.name,
         "k": project.k,
         "rankings_per_prompt": 2,

@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 
 from annotation.models import Prompt
 from annotation.services.prompts import prompts_import
+from tests.annotation.admin_forms import project_form_defaults
 
 
 def _jsonl(*records) -> bytes:
@@ -135,6 +136,7 @@ def test_demo_prompts_are_valid_and_many(project):
 
 def _project_form_data(project, **changes):
     data = {
+        **project_form_defaults(project),
         "name": project.name,
         "k": 4,
         "rankings_per_prompt": 2,
