@@ -413,3 +413,34 @@ def test_quality_small(tmp_path):
     )
     assert result["small"] is True and result["prompts"] == 48
     assert 0 <= result["unweighted_accuracy_40"] <= 1 and 0 <= result["weighted_accuracy_40"] <= 1
+
+
+@pytest.mark.slow
+def test_active_learning_small(tmp_path):
+    """Breadth-first against uncertainty on frozen MiniLM embeddings of a tiny HH file, a few rounds."""
+    data = _hh_pairs(tmp_path / "hh.jsonl", 40)
+    result, output = run_benchmark("active_learning.py", "--pool", str(data), json_out=tmp_path / "out.json")
+
+    assert_printed(
+        output,
+        r"^strategy\s+10\s+20\s+30\s+labels_ratio",
+        r"^breadth_first\s+[\d.]+\s+[\d.]+\s+[\d.]+",
+        r"^uncertainty\s+[\d.]+\s+[\d.]+\s+[\d.]+",
+        r"^labels_ratio \(goal <= 0\.70\): ",
+    )
+    assert_keys(
+        result,
+        {
+            "labels_ratio",
+            "labels_ratio_by_strategy",
+            "goal_met",
+            "labels",
+            "mean_accuracy",
+            "config",
+            "small",
+        },
+        "active_learning JSON",
+    )
+    assert result["small"] is True and result["labels"] == [10, 20, 30]
+    assert all(0 <= a <= 1 for curve in result["mean_accuracy"].values() for a in curve)
+    assert (tmp_path / "out.png").read_bytes().startswith(b"\x89PNG")
