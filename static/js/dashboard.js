@@ -321,7 +321,7 @@
         if (row.cycles_broken) consensus.appendChild(document.createTextNode(" (cycle broken)"));
         tr.appendChild(consensus);
         var weighted = document.createElement("td");
-        weighted.className = "consensus";
+        weighted.className = "consensus-weighted";
         weighted.title = "Each labeler's vote weighted by their estimated reliability";
         weighted.appendChild(order(row.weighted_consensus_order || [], texts));
         tr.appendChild(weighted);

@@ -182,7 +182,12 @@ def test_retrain_trains_a_version_and_versions_are_listed_and_activated(platform
         True,
         1.0,
     )
-    assert first["comparisons_seen"] == 60 and first["validation_accuracy"] is not None
+    # The project's frozen evaluation set, fixed at this first training, is never trained on.
+    from annotation.models import Comparison
+    from rewards.selectors.reward_models import evaluation_prompt_ids
+
+    held_out = Comparison.objects.filter(prompt_id__in=evaluation_prompt_ids(project=project)).count()
+    assert first["comparisons_seen"] == 60 - held_out and first["validation_accuracy"] is not None
     second = platform.reward_model_retrain(project_id=project.pk, wait=True)
     assert second["version"] == 2 and second["is_active"]
 
