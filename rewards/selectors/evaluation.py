@@ -27,19 +27,16 @@ class EvaluationData:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def evaluation_set_get(*, project_id: int) -> EvaluationSet | None:
-    return EvaluationSet.objects.filter(project_id=project_id).first()
-
-
 def evaluation_data(*, evaluation_set: EvaluationSet, cutoff: datetime) -> EvaluationData:
     """The set's counted rankings made up to `cutoff`, as evaluation elements, and the labelers'
     agreement with each other on the set's prompts (annotation's agreement scan, read now: a training
     reads this right after its cut-off, so the two see the same rankings but for any made between).
     """
-    members = list(evaluation_set.members.values_list("prompt_id", flat=True))
     rankings = (
         Ranking.objects.filter(
-            prompt_id__in=members, created_at__lte=cutoff, quality_state__in=COUNTING_STATES
+            prompt__evaluation_membership__evaluation_set=evaluation_set,
+            created_at__lte=cutoff,
+            quality_state__in=COUNTING_STATES,
         )
         .select_related("prompt")
         .order_by("id")
@@ -50,18 +47,18 @@ def evaluation_data(*, evaluation_set: EvaluationSet, cutoff: datetime) -> Evalu
         for example, ids in zip(examples, answer_ids, strict=True)
     ]
     per_prompt = Counter(example.prompt_key for example in examples)
+    # Only prompts ranked twice have labeler-labeler pairs: the scan reads just those.
+    overlapping = [int(key) for key, count in per_prompt.items() if count >= 2]
+    members = evaluation_set.members.count()
     labeler_labeler: dict[str, Any] | None = None
     if members:
-        tally = agreement_scan(project_id=evaluation_set.project_id, prompt_ids=members).project
-        labeler_labeler = {
-            **tally.as_dict(),
-            "prompts": sum(1 for count in per_prompt.values() if count >= 2),
-        }
+        tally = agreement_scan(project_id=evaluation_set.project_id, prompt_ids=overlapping).project
+        labeler_labeler = {**tally.as_dict(), "prompts": len(overlapping)}
     summary = {
         "evaluation_set_id": evaluation_set.pk,
         "share": evaluation_set.share,
         "created_at": evaluation_set.created_at.isoformat(),
-        "set_prompts": len(members),
+        "set_prompts": members,
         "ranked_prompts": len(per_prompt),
         "rankings": len(examples),
         "rankings_skipped": skipped,
