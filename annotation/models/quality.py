@@ -17,6 +17,13 @@ class QualityState(models.TextChoices):
 COUNTING_STATES: tuple[str, ...] = (QualityState.COUNTED, QualityState.UNDER_REVIEW)
 
 
+class ReviewKind:
+    """What a review item is: a ranking or a demonstration."""
+
+    RANKING = "ranking"
+    DEMONSTRATION = "demonstration"
+
+
 class QualityAction(models.TextChoices):
     EXCLUDE = "exclude", "Excluded"
     RESTORE = "restore", "Restored"

@@ -19,10 +19,9 @@ from django.db.models import Max, Q
 
 from annotation.models import Candidate, Demonstration, Project, Prompt, Ranking, RankingItem
 from annotation.models.prompts import FINISH_REASON_LENGTH
-from annotation.models.quality import COUNTING_STATES, QualityAction, QualityEvent, QualityState
+from annotation.models.quality import COUNTING_STATES, QualityAction, QualityEvent, QualityState, ReviewKind
 from annotation.models.rankings import RankingSource
 from annotation.ranking_math import AgreementTally, pair_set, pairwise_counts
-from annotation.services.review import ReviewKind
 from config.errors import NotFound
 
 REVIEW_LEASE_SECONDS = 10 * 60  # long enough to read K answers; a reviewer who walks away frees it

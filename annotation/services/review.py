@@ -15,18 +15,13 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from annotation.models import Demonstration, Project, Prompt, Ranking
-from annotation.models.quality import QualityAction, QualityState
+from annotation.models.quality import QualityAction, QualityState, ReviewKind
 from annotation.models.rankings import RankingSource
 from annotation.services.quality import demonstration_quality_set, ranking_quality_set
 from config.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 REVIEW_REASON_SAMPLE = "sample"
 MAX_REQUEST_REASON_CHARS = 200
-
-
-class ReviewKind:
-    RANKING = "ranking"
-    DEMONSTRATION = "demonstration"
 
 
 class ReviewDecision:
