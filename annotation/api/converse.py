@@ -40,6 +40,7 @@ from annotation.services.assignments import assignment_get_for_labeler
 from annotation.services.converse import TurnEdit, converse_open, converse_retry, converse_turn_submit
 from annotation.services.rankings import ItemInput
 from config.errors import NotFound, ValidationFailed
+from config.openapi import error_response
 
 # How often the stream re-reads the row: the worker writes about every 0.1 s, so this adds at most
 # half a write interval of delay.
@@ -121,7 +122,16 @@ class ConverseOpenApi(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=ConverseOpenInputSerializer, responses={201: TaskOutputSerializer})
+    @extend_schema(
+        request=ConverseOpenInputSerializer,
+        responses={
+            201: TaskOutputSerializer,
+            400: error_response("Conversations off, own openings not allowed, or an empty opening."),
+            403: error_response("A member who may not label there."),
+            404: error_response("No active project of that id that the caller belongs to."),
+            409: error_response("The caller already ranked this very conversation."),
+        },
+    )
     def post(self, request: Request) -> Response:
         serializer = ConverseOpenInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -139,7 +149,13 @@ class LiveStateApi(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses=LiveOutputSerializer)
+    @extend_schema(
+        responses={
+            200: LiveOutputSerializer,
+            400: error_response("The assignment is not a converse task."),
+            404: error_response("Not the caller's assignment, or no replies being written."),
+        }
+    )
     def get(self, request: Request, assignment_id: int) -> Response:
         _converse_assignment(request=request, assignment_id=assignment_id)
         state = live_state_for_assignment(assignment_id=assignment_id)
@@ -160,7 +176,9 @@ class LiveStreamApi(APIView):
                 response=OpenApiTypes.STR,
                 description="Events `snapshot` (the full state), `delta` ({slots: [[index, appended text]], "
                 "finished, status}) and `end` (the final state; fetch the task for the replies' ids).",
-            )
+            ),
+            400: error_response("The assignment is not a converse task."),
+            404: error_response("Not the caller's assignment."),
         }
     )
     def get(self, request: Request, assignment_id: int) -> StreamingHttpResponse:
@@ -178,7 +196,15 @@ class LiveRetryApi(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=None, responses=LiveOutputSerializer)
+    @extend_schema(
+        request=None,
+        responses={
+            200: LiveOutputSerializer,
+            400: error_response("The assignment is not a converse task."),
+            404: error_response("Not the caller's assignment."),
+            409: error_response("The replies are done or still streaming, or the task is closed."),
+        },
+    )
     def post(self, request: Request, assignment_id: int) -> Response:
         live = converse_retry(assignment_id=assignment_id, labeler=request.user)
         return Response(output_data(LiveOutputSerializer, live_state(live=live)))
