@@ -60,13 +60,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless-dev.jsonl"
+# The heads' fit, ensemble size and L2 penalty are the product's own (rewards.ml.ensemble): what this
+# measures is what the queue's uncertainty strategy runs on, but on frozen MiniLM features.
+from rewards.ml.ensemble import MEMBERS, PENALTY, heads_fit  # noqa: E402
+
 GOAL = 0.70
 EVAL_SHARE = 0.2  # held out per seed when no --eval: the pool stays large beside the label budget
 COMPONENTS = 128  # principal components: the heads fit 128 weights, not 768, with a few hundred labels
-# L2 penalty on w (features scaled to mean squared norm 1): chosen on breadth_first's curve alone
-# (sklearn's C = 0.1 equivalent), best from 40 to 900 labels among 0.3, 1, 5 and 15.
-PENALTY = 5.0
-MEMBERS = 8
 MAX_LENGTH, ANSWER_LENGTH = 256, 128
 STRATEGIES = ("breadth_first", "uncertainty", "closeness", "bald", "uncertainty_mix")
 EXPLORATION_SHARE = 0.25
@@ -149,28 +149,6 @@ def project(chosen, rejected, pool, components):
     chosen, rejected = (chosen - mean) @ basis, (rejected - mean) @ basis
     scale = (chosen[pool] - rejected[pool]).pow(2).sum(1).mean().sqrt()
     return chosen / scale, rejected / scale
-
-
-def heads_fit(differences, labels, weights, *, penalty, start=None):
-    """(members, dim) weights minimising sum_n weight * -log sigmoid(label * w . difference) + penalty/2 |w|^2.
-
-    differences: (n, dim), chosen minus rejected as shown; labels: (n,) +1 when the labeler
-    preferred the first, -1 otherwise; weights: (members, n) bootstrap counts.
-    """
-    oriented = differences * labels.unsqueeze(1)
-    members, dimension = weights.shape[0], differences.shape[1]
-    heads = torch.zeros(members, dimension, dtype=differences.dtype) if start is None else start.clone()
-    identity = torch.eye(dimension, dtype=differences.dtype)
-    for _ in range(50):
-        p = torch.sigmoid(oriented @ heads.T).T  # (members, n): probability of the given label
-        gradient = -((weights * (1 - p)) @ oriented) + penalty * heads
-        curvature = (weights * p * (1 - p)).unsqueeze(2) * oriented.unsqueeze(0)  # (members, n, dim)
-        hessian = curvature.transpose(1, 2) @ oriented + penalty * identity
-        step = torch.linalg.solve(hessian, gradient.unsqueeze(2)).squeeze(2)
-        heads = heads - step
-        if float(step.abs().max()) < 1e-7:
-            break
-    return heads
 
 
 def acquisition_scores(strategy, heads, chosen, rejected, candidates, generator) -> list[float]:

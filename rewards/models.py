@@ -91,6 +91,9 @@ class CandidateScore(models.Model):
     candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="scores")
     reward_model = models.ForeignKey(RewardModel, on_delete=models.CASCADE, related_name="scores")
     score = models.FloatField()
+    # The version's uncertainty heads' scores (rewards.ml.ensemble), one per member: their spread is
+    # the queue's uncertainty. Null for versions without heads.
+    member_scores = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

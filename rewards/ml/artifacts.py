@@ -3,6 +3,8 @@
 <folder>/reward_model.json   format, pooling, max length, score offset, training config and metrics
 <folder>/backbone/           the Hugging Face folder: config.json, model.safetensors, tokenizer files
 <folder>/head.safetensors    the scalar head (weight, bias, offset)
+<folder>/uncertainty_heads.safetensors   the uncertainty heads (rewards.ml.ensemble), where fitted:
+                             versions saved before them, or trained with none, have no such file
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ FORMAT = "rlhf-platform-reward-model"
 FORMAT_VERSION = 1
 META_FILE = "reward_model.json"
 HEAD_FILE = "head.safetensors"
+UNCERTAINTY_HEADS_FILE = "uncertainty_heads.safetensors"
 BACKBONE_DIR = "backbone"
 
 
@@ -39,6 +42,7 @@ class LoadedRewardModel:
     tokenizer: Any
     config: TrainConfig
     meta: dict[str, Any]
+    uncertainty_heads: torch.Tensor | None = None  # (members, hidden)
 
     def builder(self) -> SequenceBuilder:
         return SequenceBuilder(
@@ -47,7 +51,13 @@ class LoadedRewardModel:
 
 
 def artifact_save(
-    *, model: RewardNet, tokenizer: Any, config: TrainConfig, metrics: dict[str, Any], folder: Path
+    *,
+    model: RewardNet,
+    tokenizer: Any,
+    config: TrainConfig,
+    metrics: dict[str, Any],
+    folder: Path,
+    uncertainty_heads: torch.Tensor | None = None,
 ) -> Path:
     """Write the model to `folder` (which must not exist yet), atomically: a crash leaves no half folder."""
     folder = Path(folder)
@@ -60,6 +70,11 @@ def artifact_save(
         tokenizer.save_pretrained(staging / BACKBONE_DIR)
         head = {name: tensor.detach().cpu().contiguous() for name, tensor in model.head.state_dict().items()}
         save_file(head, str(staging / HEAD_FILE))
+        if uncertainty_heads is not None:
+            save_file(
+                {"weight": uncertainty_heads.detach().cpu().float().contiguous()},
+                str(staging / UNCERTAINTY_HEADS_FILE),
+            )
         meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -93,4 +108,14 @@ def artifact_load(folder: Path | str, *, device: torch.device | None = None) -> 
     )
     model.head.load_state_dict(load_file(str(folder / HEAD_FILE)))
     model.to(device or torch.device("cpu")).eval()
-    return LoadedRewardModel(model=model, tokenizer=tokenizer, config=config, meta=meta)
+    heads = None
+    if (folder / UNCERTAINTY_HEADS_FILE).is_file():
+        heads = load_file(str(folder / UNCERTAINTY_HEADS_FILE))["weight"].to(device or torch.device("cpu"))
+        hidden = model.head.linear.in_features
+        if heads.dim() != 2 or heads.shape[0] < 2 or heads.shape[1] != hidden:
+            raise ArtifactError(
+                f"{folder}'s uncertainty heads are {tuple(heads.shape)}, not (members >= 2, {hidden})"
+            )
+    return LoadedRewardModel(
+        model=model, tokenizer=tokenizer, config=config, meta=meta, uncertainty_heads=heads
+    )

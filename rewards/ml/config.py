@@ -80,6 +80,12 @@ class TrainConfig:
     # bf16 autocast (weights and optimiser stay float32) where the hardware does bf16 natively:
     # "auto" = CUDA with bf16, or a CPU with AVX512-BF16/AMX (elsewhere bf16 is emulated and slower).
     bf16: str = "auto"
+    # Uncertainty heads fitted after training (rewards.ml.ensemble) for the queue's uncertainty
+    # strategy; 0 fits none. Eight: the bench's ensemble size, a few kilobytes per version.
+    uncertainty_heads: int = 8
+    # Training comparisons the heads are fitted on at most: one extra forward pass over their answers
+    # (about a tenth of a 4k-ranking epoch) and a Newton fit of seconds, whatever the data's size.
+    uncertainty_comparisons: int = 4096
 
     def __post_init__(self) -> None:
         if self.bf16 not in ("auto", "on", "off"):
@@ -91,10 +97,20 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        for name in ("num_threads", "seed", "min_prompt_tokens"):
+        for name in ("num_threads", "seed", "min_prompt_tokens", "uncertainty_heads"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
+        if self.uncertainty_heads == 1:
+            raise ValueError("uncertainty_heads must be 0 (none) or at least 2: one head has no spread")
+        if isinstance(self.uncertainty_comparisons, bool) or not isinstance(
+            self.uncertainty_comparisons, int
+        ):
+            raise ValueError(
+                f"uncertainty_comparisons must be an integer, not {self.uncertainty_comparisons!r}"
+            )
+        if self.uncertainty_comparisons < 16:
+            raise ValueError("uncertainty_comparisons must be at least 16")
         if self.min_prompt_tokens >= self.max_length:
             raise ValueError("min_prompt_tokens must be smaller than max_length")
         if self.max_length < 8:

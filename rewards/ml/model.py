@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -61,7 +61,8 @@ class RewardNet(nn.Module):
         self.pad_multiple = pad_multiple
         self.head = ScalarHead(int(getattr(backbone, "config").hidden_size))  # noqa: B009
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(batch, hidden) float32 pooled features: what the head, and the uncertainty heads, read."""
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         if self.pooling == "mean":
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
@@ -71,12 +72,31 @@ class RewardNet(nn.Module):
         else:  # last real token (right padding)
             last = attention_mask.sum(1) - 1
             pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-        return self.head(pooled.float())
+        return pooled.float()
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(input_ids, attention_mask))
 
     def score_sequences(
         self, sequences: Sequence[Sequence[int]], *, chunk_tokens: int, autocast_bf16: bool = False
     ) -> torch.Tensor:
         """Scores in input order; sequences are sorted by length into chunks so padding stays small."""
+        return self._by_chunks(self, sequences, chunk_tokens=chunk_tokens, autocast_bf16=autocast_bf16)
+
+    def features_sequences(
+        self, sequences: Sequence[Sequence[int]], *, chunk_tokens: int, autocast_bf16: bool = False
+    ) -> torch.Tensor:
+        """(len(sequences), hidden) pooled features in input order; `self.head(features)` scores them."""
+        return self._by_chunks(self.pool, sequences, chunk_tokens=chunk_tokens, autocast_bf16=autocast_bf16)
+
+    def _by_chunks(
+        self,
+        function: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        sequences: Sequence[Sequence[int]],
+        *,
+        chunk_tokens: int,
+        autocast_bf16: bool,
+    ) -> torch.Tensor:
         device = next(self.parameters()).device
         chunks = chunks_by_length([len(sequence) for sequence in sequences], chunk_tokens=chunk_tokens)
         parts: list[torch.Tensor] = []
@@ -86,11 +106,11 @@ class RewardNet(nn.Module):
                 [sequences[i] for i in chunk], pad_id=self.pad_id, multiple=self.pad_multiple
             )
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_bf16):
-                parts.append(self(input_ids.to(device), attention_mask.to(device)))
+                parts.append(function(input_ids.to(device), attention_mask.to(device)))
             positions.extend(chunk)
-        scores = torch.cat(parts)
-        inverse = torch.empty(len(positions), dtype=torch.long, device=scores.device)
-        inverse[torch.tensor(positions, device=scores.device)] = torch.arange(
-            len(positions), device=scores.device
+        results = torch.cat(parts)
+        inverse = torch.empty(len(positions), dtype=torch.long, device=results.device)
+        inverse[torch.tensor(positions, device=results.device)] = torch.arange(
+            len(positions), device=results.device
         )
-        return scores[inverse]
+        return results[inverse]

@@ -26,6 +26,7 @@ from rewards.ml.data import (
     rankings_tokenize,
     split_by_prompt,
 )
+from rewards.ml.ensemble import uncertainty_heads_fit
 from rewards.ml.loss import ranking_loss
 from rewards.ml.model import RewardNet, backbone_load
 
@@ -46,6 +47,7 @@ class TrainResult:
     config: TrainConfig
     metrics: dict[str, Any] = field(default_factory=dict)
     validation_accuracy: float | None = None
+    uncertainty_heads: torch.Tensor | None = None  # (members, hidden), rewards.ml.ensemble
 
 
 @dataclass
@@ -274,6 +276,9 @@ def train(
     offset = normalisation_offset(model, builder, normalise_on, config=config, autocast_bf16=False)
     model.head.offset_set(offset)
     model.eval()
+    report(0.99, "fitting the uncertainty heads")
+    heads_started = time.perf_counter()
+    heads, heads_comparisons = uncertainty_heads_train(model, train_set, config=config)
     final = epochs[-1]
     metrics = {
         "epochs": epochs,
@@ -289,6 +294,9 @@ def train(
         "pairs_per_second": round(pairs_seen / max(train_seconds, 1e-9), 3),
         "score_offset": offset,
         "demonstrations_used": len(normalise_on),
+        "uncertainty_heads": 0 if heads is None else int(heads.shape[0]),
+        "uncertainty_comparisons": heads_comparisons,
+        "uncertainty_seconds": round(time.perf_counter() - heads_started, 3),
         "device": device.type,
         "bf16_autocast": autocast_bf16,
     }
@@ -298,7 +306,35 @@ def train(
         config=config,
         metrics=metrics,
         validation_accuracy=final["val_accuracy"],
+        uncertainty_heads=heads,
     )
+
+
+def uncertainty_heads_train(
+    model: RewardNet, rankings: Sequence[TokenizedRanking], *, config: TrainConfig
+) -> tuple[torch.Tensor | None, int]:
+    """The version's uncertainty heads (rewards.ml.ensemble) and the comparisons they were fitted on:
+    the trained model's pooled features, frozen, of up to config.uncertainty_comparisons training
+    comparisons (whole rankings in a seeded random order). (None, 0) when config asks for none."""
+    if config.uncertainty_heads == 0:
+        return None, 0
+    shuffled = list(rankings)
+    random.Random(config.seed).shuffle(shuffled)
+    taken: list[TokenizedRanking] = []
+    comparisons = 0
+    for ranking in shuffled:
+        if comparisons >= config.uncertainty_comparisons:
+            break
+        taken.append(ranking)
+        comparisons += len(ranking.pairs)
+    batch = batch_collate(taken)
+    model.eval()
+    with torch.inference_mode():
+        features = model.features_sequences(batch.sequences, chunk_tokens=chunk_size(config) * 4)
+    heads = uncertainty_heads_fit(
+        features[batch.better], features[batch.worse], members=config.uncertainty_heads, seed=config.seed
+    )
+    return heads, comparisons
 
 
 def normalisation_offset(

@@ -5,10 +5,12 @@ stored on the prompts (annotation.services.queue_order) and the lease reads it f
 
 - `breadth_first`: no order of its own (every queue_rank 0): priority, then age.
 - `uncertainty`: prompts where the active reward model is least sure of the candidates' order
-  first: the mean over candidate pairs of 4 p (1 - p), p its Bradley-Terry probability from its
-  stored scores (rewards.acquisition.acquisition_closeness; a version is one model, so the ensemble
-  spread bench/active_learning.py also measures has no members to compare here); prompts it has
-  not scored come after the scored ones.
+  first. A version with uncertainty heads (rewards.ml.ensemble; every version trained since they
+  exist) is judged by their disagreement: the mean over candidate pairs of the members' spread of
+  the score difference (rewards.acquisition.acquisition_uncertainty, what bench/active_learning.py
+  measures). A version without them falls back to one model's closeness to a coin flip, the mean of
+  4 p (1 - p) (acquisition_closeness). Prompts whose candidates are not all scored (by the heads,
+  where the version has them) come after the scored ones.
 - `disagreement`: prompts whose rankings disagree most first: labelers with each other and, where
   only one labeler has ranked, the reward model's order with that labeler's.
 Both mix in the project's exploration share of prompts in random order, so the model also sees what
@@ -34,22 +36,51 @@ from rewards.acquisition import (
     acquisition_disagreement,
     acquisition_mix,
     acquisition_order,
+    acquisition_uncertainty,
 )
 from rewards.models import CandidateScore
 from rewards.selectors.reward_models import reward_model_active
 
 
-def _scores(*, project: Project, prompt_ids: list[int]) -> dict[int, dict[int, float]]:
-    """The active version's score of each candidate, by prompt; empty without an active version."""
+def _scores(
+    *, project: Project, prompt_ids: list[int]
+) -> tuple[dict[int, dict[int, float]], dict[int, dict[int, list[float]]]]:
+    """The active version's score of each candidate, and its uncertainty heads' scores where it has
+    them, by prompt; both empty without an active version."""
     active = reward_model_active(project=project)
-    if active is None:
-        return {}
     scores: dict[int, dict[int, float]] = defaultdict(dict)
-    for prompt_id, candidate_id, score in CandidateScore.objects.filter(
+    members: dict[int, dict[int, list[float]]] = defaultdict(dict)
+    if active is None:
+        return scores, members
+    for prompt_id, candidate_id, score, member_scores in CandidateScore.objects.filter(
         reward_model=active, candidate__prompt_id__in=prompt_ids
-    ).values_list("candidate__prompt_id", "candidate_id", "score"):
+    ).values_list("candidate__prompt_id", "candidate_id", "score", "member_scores"):
         scores[prompt_id][candidate_id] = score
-    return scores
+        if member_scores is not None:
+            members[prompt_id][candidate_id] = member_scores
+    return scores, members
+
+
+def _uncertainty(
+    *,
+    candidate_ids: list[int],
+    scores: dict[int, float],
+    members: dict[int, list[float]],
+    heads: bool,
+) -> float | None:
+    """One prompt's uncertainty, by the heads' spread when the version has heads, else closeness;
+    None unless every candidate (two or more) is scored the way the project's prompts are compared."""
+    known = members if heads else scores
+    if len(candidate_ids) < 2 or any(candidate_id not in known for candidate_id in candidate_ids):
+        return None
+    if not heads:
+        return acquisition_closeness(scores=[scores[c] for c in candidate_ids])
+    member_count = min(len(members[c]) for c in candidate_ids)
+    if member_count < 2:
+        return None
+    return acquisition_uncertainty(
+        member_scores=[[members[c][m] for c in candidate_ids] for m in range(member_count)]
+    )
 
 
 def _model_order(scores: dict[int, float]) -> list[list[int]]:
@@ -61,18 +92,18 @@ def queue_order_compute(*, project: Project, seed: int = 0) -> list[int]:
     if project.queue_strategy == QueueStrategy.BREADTH_FIRST:
         return []
     prompt_ids = rank_queue_prompt_ids(project=project)
-    scores = _scores(project=project, prompt_ids=prompt_ids)
+    scores, members = _scores(project=project, prompt_ids=prompt_ids)
     acquisition: dict[int, float | None] = {}
     if project.queue_strategy == QueueStrategy.UNCERTAINTY:
         candidates = prompts_candidate_ids(prompt_ids=prompt_ids)
+        # One measure for the whole project: the two are on different scales.
+        heads = bool(members)
         for prompt_id in prompt_ids:
-            known = scores.get(prompt_id, {})
-            # Only a prompt whose every candidate is scored has an uncertainty to compare.
-            complete = len(candidates.get(prompt_id, [])) >= 2 and all(
-                candidate_id in known for candidate_id in candidates[prompt_id]
-            )
-            acquisition[prompt_id] = (
-                acquisition_closeness(scores=[known[c] for c in candidates[prompt_id]]) if complete else None
+            acquisition[prompt_id] = _uncertainty(
+                candidate_ids=candidates.get(prompt_id, []),
+                scores=scores.get(prompt_id, {}),
+                members=members.get(prompt_id, {}),
+                heads=heads,
             )
     else:
         orders = prompts_ranked_orders(prompt_ids=prompt_ids)

@@ -19,7 +19,7 @@ from annotation.models import Candidate
 from config.celery import worker_stop_requested
 from config.errors import Conflict, NotFound
 from rewards.ml.artifacts import artifact_load
-from rewards.ml.scoring import texts_score
+from rewards.ml.scoring import texts_score_members
 from rewards.models import CandidateScore, RewardModel, RewardModelStatus
 from rewards.services.runs import candidates_score_enqueue
 
@@ -79,12 +79,19 @@ def candidates_score(*, reward_model_id: int, stop: Callable[[], bool] | None = 
         if not batch:
             return written
         last_id = batch[-1].id
-        scores = texts_score(loaded, [(candidate.prompt.turns, candidate.text) for candidate in batch])
+        scores, members = texts_score_members(
+            loaded, [(candidate.prompt.turns, candidate.text) for candidate in batch]
+        )
         with transaction.atomic():
             created = CandidateScore.objects.bulk_create(
                 [
-                    CandidateScore(candidate=candidate, reward_model=reward_model, score=score)
-                    for candidate, score in zip(batch, scores, strict=True)
+                    CandidateScore(
+                        candidate=candidate,
+                        reward_model=reward_model,
+                        score=score,
+                        member_scores=None if members is None else members[index],
+                    )
+                    for index, (candidate, score) in enumerate(zip(batch, scores, strict=True))
                 ],
                 ignore_conflicts=True,
             )

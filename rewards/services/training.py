@@ -203,7 +203,12 @@ def _train_and_save(reward_model: RewardModel, *, folder: Path, heartbeat: _Hear
     if folder.exists():  # left by an earlier try of this same attempt
         shutil.rmtree(folder)
     artifact_save(
-        model=result.model, tokenizer=result.tokenizer, config=config, metrics=result.metrics, folder=folder
+        model=result.model,
+        tokenizer=result.tokenizer,
+        config=config,
+        metrics=result.metrics,
+        folder=folder,
+        uncertainty_heads=result.uncertainty_heads,
     )
     finished = reward_model_succeed(
         reward_model_id=reward_model.pk,

@@ -74,6 +74,40 @@ def test_uncertainty_serves_the_prompts_the_model_is_least_sure_of_first(project
 
 
 @pytest.mark.django_db
+def test_a_version_with_uncertainty_heads_is_judged_by_their_disagreement_not_its_closeness(project, labeler):
+    """Where the version has heads, a prompt whose members disagree comes first even when the mean
+    model calls its order clearly, and a prompt every member calls a coin flip alike comes last."""
+    project.queue_strategy, project.exploration_share, project.rankings_per_prompt = "uncertainty", 0.0, 1
+    project.save()
+    model = _active_model(project)
+    # Per prompt, each candidate's three member scores: how far apart the members see the candidates.
+    spreads = {"members disagree": 2.0, "members agree, far apart": 0.0, "a little": 0.5}
+    prompts = {}
+    for name, spread in spreads.items():
+        prompt = prompt_create(project=project, turns=[{"role": "user", "content": f"{name}?"}])
+        for rank, candidate in enumerate(candidates_add(prompt, project.k)):
+            # The mean score is 3 * rank apart (closeness alone would call every prompt sure).
+            members = [3.0 * rank + spread * ((rank * (m + 1)) % 3 - 1) for m in range(3)]
+            CandidateScore.objects.create(
+                candidate=candidate, reward_model=model, score=3.0 * rank, member_scores=members
+            )
+        prompts[name] = prompt
+    # A prompt scored with no members (say, mid-way through scoring) is unscored for this order.
+    half = prompt_create(project=project, turns=[{"role": "user", "content": "Members missing?"}])
+    for candidate in candidates_add(half, project.k):
+        CandidateScore.objects.create(candidate=candidate, reward_model=model, score=0.0)
+
+    queue_order_refresh(project=project)
+
+    expected = [
+        prompts["members disagree"].pk,
+        prompts["a little"].pk,
+        prompts["members agree, far apart"].pk,
+    ]
+    assert _lease_order(labeler, 4) == [*expected, half.pk]
+
+
+@pytest.mark.django_db
 def test_disagreement_serves_the_most_disputed_prompts_first(project, labeler, other_labeler):
     project.queue_strategy, project.exploration_share, project.rankings_per_prompt = "disagreement", 0.0, 3
     project.save()

@@ -6,12 +6,13 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
 
 from annotation.models import Candidate, Demonstration
 from rewards.ml.artifacts import LoadedRewardModel, artifact_load, artifact_save
 from rewards.ml.config import TrainConfig
 from rewards.ml.data import RankingExample
-from rewards.ml.scoring import texts_score
+from rewards.ml.scoring import texts_score, texts_score_members
 from rewards.ml.train import train
 from rewards.models import CandidateScore, RewardModel, RewardModelStatus
 from rewards.services.runs import reward_model_activate, reward_model_request
@@ -73,18 +74,54 @@ def test_training_is_deterministic_and_artifacts_load_back_with_the_same_scores(
     # Demonstrations average 0 after normalisation.
     assert texts_score(in_memory, demonstrations) == [pytest.approx(0.0, abs=1e-5)]
 
+    # The uncertainty heads: eight members on the model's pooled features, the same for the same run.
+    heads = first.uncertainty_heads
+    assert heads is not None and heads.shape == (8, 32)
+    assert second.uncertainty_heads is not None and torch.equal(heads, second.uncertainty_heads)
+    assert (
+        first.metrics["uncertainty_heads"] == 8
+        and first.metrics["uncertainty_comparisons"] == first.metrics["train_pairs"]
+    )
+
     folder = artifact_save(
         model=first.model,
         tokenizer=first.tokenizer,
         config=config,
         metrics=first.metrics,
         folder=tmp_path / "a",
+        uncertainty_heads=heads,
     )
     names = {path.name for path in folder.rglob("*") if path.is_file()}
-    assert {"reward_model.json", "head.safetensors", "model.safetensors", "config.json"} <= names
+    assert {"reward_model.json", "head.safetensors", "uncertainty_heads.safetensors", "config.json"} <= names
+    assert "model.safetensors" in names
     assert not any(name.endswith((".bin", ".pt", ".pkl", ".pickle")) for name in names)
     loaded = artifact_load(folder)
     assert texts_score(loaded, items) == pytest.approx(scores, abs=1e-6)
+    assert loaded.uncertainty_heads is not None and torch.equal(loaded.uncertainty_heads, heads)
+    # One forward pass gives the score and every member's: the members are the heads on its features.
+    member_scores_, members = texts_score_members(loaded, items)
+    assert member_scores_ == pytest.approx(scores, abs=1e-6)
+    assert members is not None and len(members) == len(items) and {len(row) for row in members} == {8}
+    features = loaded.model.features_sequences(loaded.builder().build_many(items), chunk_tokens=512)
+    assert torch.allclose(torch.tensor(members), features.detach() @ heads.T, atol=1e-5)
+
+    # A version saved without heads (older versions) loads, and scores without members.
+    bare = artifact_save(
+        model=first.model, tokenizer=first.tokenizer, config=config, metrics={}, folder=tmp_path / "b"
+    )
+    bare_loaded = artifact_load(bare)
+    assert bare_loaded.uncertainty_heads is None
+    assert texts_score_members(bare_loaded, items) == (pytest.approx(scores, abs=1e-6), None)
+
+
+def test_uncertainty_heads_can_be_turned_off_and_a_single_head_is_refused(tiny_backbone):
+    config = TrainConfig(backbone=tiny_backbone, epochs=1, max_length=48, uncertainty_heads=0)
+    result = train(synthetic_rankings(8), config=config)
+    assert result.uncertainty_heads is None and result.metrics["uncertainty_heads"] == 0
+    with pytest.raises(ValueError, match="uncertainty_heads must be 0"):
+        TrainConfig.from_overrides({"uncertainty_heads": 1})
+    with pytest.raises(ValueError, match="uncertainty_comparisons must be at least 16"):
+        TrainConfig.from_overrides({"uncertainty_comparisons": 3})
 
 
 def test_a_run_becomes_the_active_version_and_scores_every_candidate(
@@ -116,6 +153,8 @@ def test_a_run_becomes_the_active_version_and_scores_every_candidate(
     )
     assert candidates_score(reward_model_id=finished.pk) == 0  # idempotent
     assert CandidateScore.objects.filter(reward_model=finished).count() == 48
+    # Each score carries the version's uncertainty heads' scores, for the queue's uncertainty order.
+    assert {len(row) for row in CandidateScore.objects.values_list("member_scores", flat=True)} == {8}
 
     second = reward_model_train(reward_model_id=reward_model_request(project=project, trigger="admin").pk)
     first = RewardModel.objects.get(pk=finished.pk)
