@@ -58,25 +58,15 @@ class Evaluation:
 
 
 class _Allocator:
-    """Two habits of glibc's malloc keep memory a training step has freed. It hands freed memory
-    back to the OS only reluctantly: `trim` after each step gives it back. And its mmap threshold
-    rises to the largest block freed (up to 32 MiB), after which activations and gradients are
-    carved from the heap, where blocks of varying shapes fragment it within a step. Fixing the
-    threshold at 128 KiB (glibc's starting value) keeps every large tensor in a mapping of its own,
-    returned the moment it is freed. Measured on bench/reward_model.py's pairs run (320 pairs, two
-    cores): peak RSS 736 MB instead of 805 MB, with CPU time per step unchanged (0.99x, the two
-    settings interleaved in one process). Process-wide, and a no-op where glibc is absent."""
-
-    M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
-    MMAP_THRESHOLD_BYTES = 128 * 1024
+    """glibc malloc hands freed memory back to the OS only reluctantly: activations of varying
+    shapes fragment its arenas and the process grows step after step. Trimming after each step
+    keeps peak memory near what is live (a no-op where glibc is absent)."""
 
     def __init__(self) -> None:
         self._libc: ctypes.CDLL | None
         try:
             self._libc = ctypes.CDLL("libc.so.6")
             self._libc.malloc_trim.argtypes = [ctypes.c_size_t]
-            self._libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-            self._libc.mallopt(self.M_MMAP_THRESHOLD, self.MMAP_THRESHOLD_BYTES)
         except (OSError, AttributeError):
             self._libc = None
 
@@ -184,7 +174,6 @@ def train(
         torch.set_num_threads(config.num_threads)
     device = device_pick()
     autocast_bf16 = bf16_wanted(config.bf16, device)
-    allocator = _Allocator()  # before the backbone loads: its blocks too get mappings of their own
 
     report(0.0, "loading the backbone")
     model, tokenizer = model_build(config, device)
@@ -205,6 +194,7 @@ def train(
     rng = random.Random(config.seed)
     plans = [batches_plan(train_set, step_tokens=config.step_tokens, rng=rng) for _ in range(config.epochs)]
     total_steps = sum(len(plan) for plan in plans)
+    allocator = _Allocator()
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(
         trainable, lr=config.learning_rate, weight_decay=config.weight_decay, fused=device.type != "mps"
