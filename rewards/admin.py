@@ -318,8 +318,8 @@ class CandidateScoreAdmin(ProjectScopedAdminMixin, admin.ModelAdmin):
     list_select_related = ["candidate", "reward_model", "reward_model__project"]
     search_fields = ["candidate__text"]
     ordering = ["candidate__prompt_id", "-score"]
-    fields = ("candidate_display", "reward_model", "score", "created_at")
-    readonly_fields = ("candidate_display", "reward_model", "score", "created_at")
+    fields = ("candidate_display", "reward_model", "score", "member_scores_display", "created_at")
+    readonly_fields = ("candidate_display", "reward_model", "score", "member_scores_display", "created_at")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CandidateScore]:
         return super().get_queryset(request).prefetch_related("candidate__ranking_items__ranking")
@@ -341,6 +341,12 @@ class CandidateScoreAdmin(ProjectScopedAdminMixin, admin.ModelAdmin):
     @admin.display(description="Score", ordering="score")
     def score_display(self, score: CandidateScore) -> str:
         return f"{score.score:+.3f}"
+
+    @admin.display(description="Uncertainty heads' scores")
+    def member_scores_display(self, score: CandidateScore) -> str:
+        if not score.member_scores:
+            return "- (this version has no uncertainty heads)"
+        return ", ".join(f"{value:+.3f}" for value in score.member_scores)
 
     @admin.display(description="Human ranks (1 = best, of groups)")
     def human_ranks(self, score: CandidateScore) -> str:

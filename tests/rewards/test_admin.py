@@ -69,9 +69,13 @@ def test_candidate_scores_show_beside_human_ranks(client, admin_user, project, l
         project=project, trigger="api", status=RewardModelStatus.SUCCEEDED, version=1, artifact_path="/x"
     )
     best = ranking.order[0][0]
-    CandidateScore.objects.create(candidate_id=best, reward_model=version, score=1.25)
+    score = CandidateScore.objects.create(
+        candidate_id=best, reward_model=version, score=1.25, member_scores=[1.5, 0.75]
+    )
     page = client.get(reverse("admin:rewards_candidatescore_changelist"))
     assert page.status_code == 200 and b"+1.250" in page.content and b"1/3" in page.content
+    detail = client.get(reverse("admin:rewards_candidatescore_change", args=[score.pk]))
+    assert detail.status_code == 200 and b"+1.500, +0.750" in detail.content
 
 
 def test_preference_upload_through_the_admin(client, admin_user, project):
