@@ -84,7 +84,8 @@ class TrainConfig:
     # strategy; 0 fits none. Eight: the bench's ensemble size, a few kilobytes per version.
     uncertainty_heads: int = 8
     # Training comparisons the heads are fitted on at most: one extra forward pass over their answers
-    # (about a tenth of a 4k-ranking epoch) and a Newton fit of seconds, whatever the data's size.
+    # and a Newton fit of about a second, whatever the data's size (measured on 2 CPU cores: 34 s for
+    # 920 HH-RLHF pairs, after 153 s of training on them; at this cap, about 150 s at most).
     uncertainty_comparisons: int = 4096
 
     def __post_init__(self) -> None:
