@@ -93,7 +93,14 @@ class TrainConfig:
             raise ValueError(f"bf16 must be auto, on or off, not {self.bf16!r}")
         if self.pooling not in ("mean", "cls", "last"):
             raise ValueError(f"pooling must be mean, cls or last, not {self.pooling!r}")
-        positive_ints = ("max_length", "epochs", "step_tokens", "chunk_tokens", "pad_to_multiple")
+        positive_ints = (
+            "max_length",
+            "epochs",
+            "step_tokens",
+            "chunk_tokens",
+            "pad_to_multiple",
+            "uncertainty_comparisons",
+        )
         for name in positive_ints:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -104,12 +111,6 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
         if self.uncertainty_heads == 1:
             raise ValueError("uncertainty_heads must be 0 (none) or at least 2: one head has no spread")
-        if isinstance(self.uncertainty_comparisons, bool) or not isinstance(
-            self.uncertainty_comparisons, int
-        ):
-            raise ValueError(
-                f"uncertainty_comparisons must be an integer, not {self.uncertainty_comparisons!r}"
-            )
         if self.uncertainty_comparisons < 16:
             raise ValueError("uncertainty_comparisons must be at least 16")
         if self.min_prompt_tokens >= self.max_length:
