@@ -9,7 +9,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
-from annotation.models import Prompt
+from annotation.models import Project, Prompt
+from annotation.selectors.projects import project_by_reference
 from annotation.services.prompts import prompts_import
 from tests.annotation.admin_forms import project_form_defaults
 
@@ -104,6 +105,28 @@ def test_management_command_reports_counts_and_bad_lines(project, tmp_path):
         call_command("import_prompts", str(project.pk), str(bad), stderr=err)
     assert "line 3: missing 'prompt'" in err.getvalue()
     assert Prompt.objects.count() == 2
+
+
+def test_every_command_names_a_project_by_id_or_by_name_alike(project, tmp_path):
+    """One rule (annotation.selectors.projects.project_by_reference) for every management command: an
+    id when one exists, else a name, so a project called "2024" is found by its name too."""
+    from django.db.models import Max
+
+    numbered = Project.objects.create(name=str((Project.objects.aggregate(top=Max("pk"))["top"] or 0) + 1000))
+    assert project_by_reference(reference=str(project.pk)) == project
+    assert project_by_reference(reference=project.name) == project
+    assert project_by_reference(reference=numbered.name) == numbered  # no project has that id
+    assert project_by_reference(reference="no such project") is None
+    data = tmp_path / "p.jsonl"
+    data.write_bytes(_jsonl({"prompt": "Hello"}))
+    for command, *arguments in [
+        ("import_prompts", "no such project", str(data)),
+        ("import_preferences", "no such project", str(data)),
+        ("export_dataset", "--project", "no such project", "--format", "sft"),
+        ("evaluate_reward_models", "no such project"),
+    ]:
+        with pytest.raises(CommandError, match="no project with id or name 'no such project'"):
+            call_command(command, *arguments, stdout=StringIO(), stderr=StringIO())
 
 
 def test_admin_upload_imports_and_reports(client, admin_user, password, project):

@@ -23,6 +23,7 @@ from annotation.exports.formats import FORMATS
 from annotation.exports.options import EDIT_PAIRS, KTO_SOURCES, PAIR_POLICIES, SPLIT_OUTPUTS, TIE_POLICIES
 from annotation.exports.writers import FILE_FORMATS
 from annotation.models import Project
+from annotation.selectors.projects import project_by_reference
 from annotation.services.export_files import export_files_write
 from annotation.services.exports import export_request_validate, export_stream
 from config.errors import DomainError
@@ -137,9 +138,7 @@ class Command(BaseCommand):
         self.stderr.write(f"exported {written[0]} row(s) as {request.export_format.name} ({file_format})")
 
     def _project(self, value: str) -> Project:
-        project = (
-            Project.objects.filter(pk=int(value)).first() if value.isdigit() else None
-        ) or Project.objects.filter(name=value).first()
+        project = project_by_reference(reference=value)
         if project is None:
             raise CommandError(f"no project with id or name {value!r}")
         return project

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotation.models import Project
+from annotation.selectors.projects import project_by_reference
 from annotation.services.prompts import prompts_import
 from config.errors import ValidationFailed
 
@@ -21,10 +21,9 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="Check the file and count, store nothing")
 
     def handle(self, *args, project: str, path: Path, source: str, dry_run: bool, **options) -> None:
-        found = Project.objects.filter(pk=int(project)).first() if project.isdigit() else None
-        found = found or Project.objects.filter(name=project).first()
+        found = project_by_reference(reference=project)
         if found is None:
-            raise CommandError(f"no project named or numbered {project!r}")
+            raise CommandError(f"no project with id or name {project!r}")
         if not path.is_file():
             raise CommandError(f"{path} is not a file")
         try:

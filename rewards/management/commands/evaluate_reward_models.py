@@ -7,7 +7,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.models import Project
+from annotation.selectors.projects import project_by_reference
 from config.errors import DomainError
 from rewards.models import RewardModel, RewardModelStatus
 from rewards.services.evaluation import reward_model_evaluate
@@ -32,13 +32,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         reference = options["project"]
-        project = (
-            Project.objects.filter(pk=int(reference)).first()
-            if reference.isdigit()
-            else Project.objects.filter(name=reference).first()
-        )
+        project = project_by_reference(reference=reference)
         if project is None:
-            raise CommandError(f"no project {reference!r}")
+            raise CommandError(f"no project with id or name {reference!r}")
         versions = RewardModel.objects.filter(project=project, status=RewardModelStatus.SUCCEEDED)
         if options["versions"]:
             versions = versions.filter(version__in=options["versions"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.models import Project
+from annotation.selectors.projects import project_by_reference
 from config.errors import DomainError
 from rewards.services.imports import preferences_import
 
@@ -30,13 +30,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         reference = options["project"]
-        project = (
-            Project.objects.filter(pk=int(reference)).first()
-            if reference.isdigit()
-            else Project.objects.filter(name=reference).first()
-        )
+        project = project_by_reference(reference=reference)
         if project is None:
-            raise CommandError(f"no project {reference!r}")
+            raise CommandError(f"no project with id or name {reference!r}")
         path: Path = options["file"]
         if not path.is_file():
             raise CommandError(f"{path} is not a file")
