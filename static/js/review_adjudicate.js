@@ -1,6 +1,7 @@
 /* Adjudication page: the rank widget (rank-widget.js) over every answer the labelers ranked; "Record as
  * gold" posts the order to the adjudication API and reloads, where the server shows the stored gold
- * order. No inline script (CSP); the server's messages go in as text. */
+ * order. Posts through the shared API client (labeler-common.js). No inline script (CSP); the server's
+ * messages go in as text. */
 (function () {
   "use strict";
   var config = JSON.parse(document.getElementById("adjudication-config").textContent);
@@ -10,33 +11,18 @@
   var submit = document.getElementById("adjudication-submit");
   var reason = document.getElementById("adjudication-reason");
 
-  function csrfToken() {
-    var m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
-    if (m) return decodeURIComponent(m[1]);
-    var field = document.querySelector("[name=csrfmiddlewaretoken]");
-    return field ? field.value : "";
-  }
-
   function send() {
     var value = widget.value();
     errorEl.textContent = "";
     submit.disabled = true;
-    fetch(config.submit, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
-      body: JSON.stringify({ order: value.order, reason: reason.value.trim() }),
-    }).then(function (r) {
-      return r.json().catch(function () { return {}; }).then(function (data) {
-        if (r.ok || r.status === 409) { window.location.reload(); return; }
-        throw new Error((data.error && data.error.message) || "the server answered " + r.status);
+    window.Labeler.api("POST", config.submit, { order: value.order, reason: reason.value.trim() })
+      .then(function () { window.location.reload(); })
+      .catch(function (error) {
+        // 409: adjudicated meanwhile; the reloaded page shows the stored gold order.
+        if (error.status === 409) { window.location.reload(); return; }
+        window.Labeler.showError(errorEl, { message: "Not saved: " + error.message, isAuth: error.isAuth });
+        submit.disabled = false;
       });
-    }, function () {
-      throw new Error("could not reach the server; nothing was changed");
-    }).catch(function (e) {
-      errorEl.textContent = "Not saved: " + e.message + ".";
-      submit.disabled = false;
-    });
   }
 
   var widget = window.RankWidget.mount({
