@@ -27,7 +27,6 @@ from config.errors import NotFound
 REVIEW_LEASE_SECONDS = 10 * 60  # long enough to read K answers; a reviewer who walks away frees it
 # The oldest items looked at per kind when finding one not leased to someone else.
 REVIEW_SCAN = 50
-TITLE_CHARS = 120
 
 
 def _lease_key(kind: str, item_id: int, created_at: datetime) -> str:
@@ -146,15 +145,6 @@ def review_item(*, project: Project, kind: str, item_id: int) -> dict[str, Any]:
     return result
 
 
-def _title(prompt_turns: Any) -> str:
-    if isinstance(prompt_turns, list):
-        for turn in prompt_turns:
-            if isinstance(turn, dict) and turn.get("role") == "user":
-                flat = " ".join(str(turn.get("content", "")).split())
-                return flat if len(flat) <= TITLE_CHARS else flat[: TITLE_CHARS - 1] + "…"
-    return ""
-
-
 def _labeler_ranking_groups(*, project: Project) -> Iterator[list[tuple[int, int, Any]]]:
     rows = (
         Ranking.objects.filter(
@@ -210,9 +200,9 @@ def adjudication_prompts(*, project: Project) -> list[dict[str, Any]]:
         agreement = tally.agreement
         if agreement is not None and agreement < threshold:
             below[prompt_id] = (agreement, len(group))
-    turns = dict(Prompt.objects.filter(pk__in=below).values_list("pk", "turns"))
+    titles = {prompt.pk: prompt.title for prompt in Prompt.objects.filter(pk__in=below).only("pk", "turns")}
     rows = [
-        {"prompt_id": pk, "title": _title(turns.get(pk)), "agreement": agreement, "ranking_count": count}
+        {"prompt_id": pk, "title": titles.get(pk, ""), "agreement": agreement, "ranking_count": count}
         for pk, (agreement, count) in below.items()
     ]
     rows.sort(key=lambda row: (row["agreement"], row["prompt_id"]))

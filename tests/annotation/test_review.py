@@ -305,6 +305,7 @@ def test_adjudication_yields_gold_without_taking_a_labeler_slot(disputed, projec
     assert [(row["prompt_id"], row["agreement"], row["ranking_count"]) for row in listed["prompts"]] == [
         (disputed.pk, 0.0, 2)
     ]
+    assert listed["prompts"][0]["title"] == disputed.title  # the prompt's own title, as everywhere
     detail = client.get(f"/api/projects/{project.pk}/adjudication/{disputed.pk}").json()
     assert sorted(r["labeler"] for r in detail["rankings"]) == ["alice", "bob"]
     ids = [answer["id"] for answer in detail["answers"]]
